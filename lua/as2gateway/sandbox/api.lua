@@ -89,7 +89,7 @@ end
 
 -- Validates the listing parameters of endpoints 4-7.
 local function list_query(args, kind)
-  local q, err = {}, nil
+  local q, err = {}
   q.sortCol = arg(args, "sortCol") or "persistedTimestamp"
   if not SORT_COLS[q.sortCol] then
     return nil, "sortCol must be persistedTimestamp, receiverId, senderId or subject"

@@ -17,28 +17,22 @@ end
 
 local function param(value, name)
   -- name="quoted \"value\"" or name=token; name is matched case-insensitively
-  local lower = value:lower()
-  local i = 1
-  while true do
-    local s, e = lower:find(";%s*" .. name .. "%s*=%s*", i)
-    if not s then return nil end
-    local rest = value:sub(e + 1)
-    if rest:sub(1, 1) == '"' then
-      local out, j = {}, 2
-      while j <= #rest do
-        local c = rest:sub(j, j)
-        if c == "\\" then
-          out[#out + 1] = rest:sub(j + 1, j + 1); j = j + 2
-        elseif c == '"' then
-          return table.concat(out)
-        else
-          out[#out + 1] = c; j = j + 1
-        end
-      end
-      return nil
+  local _, e = value:lower():find(";%s*" .. name .. "%s*=%s*")
+  if not e then return nil end
+  local rest = value:sub(e + 1)
+  if rest:sub(1, 1) ~= '"' then return rest:match("^([^;%s]*)") end
+  local out, j = {}, 2
+  while j <= #rest do
+    local c = rest:sub(j, j)
+    if c == "\\" then
+      out[#out + 1] = rest:sub(j + 1, j + 1); j = j + 2
+    elseif c == '"' then
+      return table.concat(out)
+    else
+      out[#out + 1] = c; j = j + 1
     end
-    return rest:match("^([^;%s]*)")
   end
+  return nil
 end
 
 -- Returns a list of parts {name, filename, content_type, data} or nil, reason.

@@ -1,0 +1,7 @@
+-- luacheck configuration: Lua 5.4 for the client, tools and specs; the sandbox runs
+-- inside nginx (LuaJIT + ngx_lua).
+std = "lua54"
+max_line_length = 100
+files["lua/as2gateway/sandbox"] = { std = "luajit+ngx_lua" }
+files["spec"] = { std = "+busted" }
+exclude_files = { ".luarocks", "build" }

@@ -1,0 +1,211 @@
+-- Spec helpers: talk to the running sandbox with the curl command (independent of our
+-- own client) and drive its control surface. The sandbox comes from the environment
+-- that `bin/as2g-sandbox start` prints; `make test` provides it.
+local cjson = require "cjson.safe"
+
+local M = {}
+
+local function env(name)
+  local v = os.getenv(name)
+  if not v or v == "" then
+    error(name .. " is not set: run the specs with `make test`, "
+      .. "or eval \"$(bin/as2g-sandbox start)\" first", 0)
+  end
+  return v
+end
+
+M.url = env("AS2G_URL")                         -- https://127.0.0.1:PORT/v1
+M.http_url = env("AS2G_HTTP_URL")
+M.base = M.url:gsub("/v1$", "")                 -- https://127.0.0.1:PORT
+M.ca = env("AS2G_CA")
+M.username = env("AS2G_USERNAME")
+M.password = env("AS2G_PASSWORD")
+M.other_username = env("AS2G_OTHER_USERNAME")
+M.other_password = env("AS2G_OTHER_PASSWORD")
+M.secret = env("AS2G_SANDBOX_SECRET")
+M.dir = env("AS2G_SANDBOX_DIR")
+
+M.json_decode = cjson.decode
+M.json_encode = cjson.encode
+
+function M.quote(s)
+  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
+end
+
+local function read_file(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local d = f:read("a")
+  f:close()
+  return d
+end
+M.read_file = read_file
+
+local function write_file(path, data)
+  local f = assert(io.open(path, "wb"))
+  f:write(data)
+  f:close()
+end
+M.write_file = write_file
+
+function M.tmpname()
+  local p = os.tmpname()
+  os.remove(p)
+  return p
+end
+
+-- Percent-encodes a path segment (AS2 message IDs hold <, >, @).
+function M.escape(s)
+  return (s:gsub("[^%w%-%._~]", function(c) return ("%%%02X"):format(c:byte()) end))
+end
+
+-- Runs curl once. opts:
+--   method, url (absolute) or path (relative to AS2G_URL), query (table or string),
+--   headers (table name -> value, or list of "Name: value"), token (Authorization),
+--   body (string, sent with --data-binary), body_file (path, sent as --data-binary @),
+--   json (a value: body = its JSON, Content-Type application/json),
+--   args (list of extra curl arguments), output (path to write the body to).
+-- Returns {status, headers (lower-cased names; repeated ones joined by ", "),
+-- header_lines, body, json (decoded when the body is JSON), exit (curl's code)}.
+function M.curl(opts)
+  local args = { "curl", "-sS", "--cacert", M.quote(M.ca), "-X", opts.method or "GET" }
+  local hfile, bfile = M.tmpname(), opts.output or M.tmpname()
+  args[#args + 1] = "-D " .. M.quote(hfile)
+  args[#args + 1] = "-o " .. M.quote(bfile)
+  args[#args + 1] = "-w '%{http_code}'"
+  local headers = opts.headers or {}
+  local function header(line) args[#args + 1] = "-H " .. M.quote(line) end
+  for k, v in pairs(headers) do
+    if type(k) == "number" then header(v) else header(k .. ": " .. v) end
+  end
+  if opts.token then header("Authorization: " .. opts.token) end
+  local datafile
+  if opts.json ~= nil then
+    opts.body = type(opts.json) == "string" and opts.json or cjson.encode(opts.json)
+    if not headers["Content-Type"] then header("Content-Type: application/json") end
+  end
+  if opts.body then
+    datafile = M.tmpname()
+    write_file(datafile, opts.body)
+    args[#args + 1] = "--data-binary @" .. M.quote(datafile)
+  elseif opts.body_file then
+    args[#args + 1] = "--data-binary @" .. M.quote(opts.body_file)
+  end
+  for _, a in ipairs(opts.args or {}) do args[#args + 1] = M.quote(a) end
+  local url = opts.url or (M.url .. (opts.path or ""))
+  local q = opts.query
+  if type(q) == "table" then
+    local parts = {}
+    for k, v in pairs(q) do parts[#parts + 1] = M.escape(k) .. "=" .. M.escape(tostring(v)) end
+    table.sort(parts)
+    q = table.concat(parts, "&")
+  end
+  if q and q ~= "" then url = url .. "?" .. q end
+  args[#args + 1] = M.quote(url)
+  args[#args + 1] = "2>/dev/null"
+  local p = io.popen(table.concat(args, " "))
+  local code = p:read("a")
+  local _, _, exit = p:close()
+  local res = { status = tonumber(code), exit = exit, headers = {}, header_lines = {} }
+  -- with redirects followed, -D holds every response's head: keep the last one
+  for line in (read_file(hfile) or ""):gmatch("[^\r\n]+") do
+    if line:match("^HTTP/") then
+      res.headers, res.header_lines = {}, {}
+    else
+      local k, v = line:match("^([^:]+):%s*(.-)%s*$")
+      if k then
+        k = k:lower()
+        res.header_lines[#res.header_lines + 1] = line
+        res.headers[k] = res.headers[k] and (res.headers[k] .. ", " .. v) or v
+      end
+    end
+  end
+  if not opts.output then
+    res.body = read_file(bfile) or ""
+    os.remove(bfile)
+    res.json = cjson.decode(res.body)
+  end
+  os.remove(hfile)
+  if datafile then os.remove(datafile) end
+  return res
+end
+
+-- POST /authorize; returns the token (asserting success) and the whole answer.
+function M.login(username, password)
+  local res = M.curl { method = "POST", path = "/authorize",
+    json = { username = username or M.username, password = password or M.password } }
+  assert(res.status == 200, "login failed: " .. tostring(res.status) .. " " .. tostring(res.body))
+  return res.json.token, res
+end
+
+-- An authorized API call: M.api("GET", "/message/received", {query = ...}).
+function M.api(method, path, opts)
+  opts = opts or {}
+  opts.method, opts.path = method, path
+  opts.token = opts.token or M.token or M.login()
+  M.token = opts.token
+  return M.curl(opts)
+end
+
+-- A control-surface call: M.control("POST", "inbound", {...}) -> decoded JSON, status.
+function M.control(method, name, body)
+  local res = M.curl { method = method, url = M.base .. "/_sandbox/" .. name,
+    headers = { ["X-Sandbox-Secret"] = M.secret }, json = body }
+  return res.json, res.status, res
+end
+
+-- Back to seed data, counters zeroed, start configuration, clock at real time.
+function M.reset()
+  local _, status = M.control("POST", "reset")
+  assert(status == 200, "sandbox reset failed: " .. tostring(status))
+  M.token = nil
+end
+
+-- A partner sends us a message; returns its AS2 message ID.
+function M.inbound(msg)
+  msg.station = msg.station or "ACME-AS2"
+  msg.partner = msg.partner or "GLOBEX-AS2"
+  msg.attachments = msg.attachments or { { name = "inbound.txt", size = 100 } }
+  local res, status = M.control("POST", "inbound", msg)
+  assert(status == 200, "inbound failed: " .. tostring(status))
+  return res.as2MessageId
+end
+
+function M.advance(seconds)
+  local res, status = M.control("POST", "clock", { advance = seconds })
+  assert(status == 200)
+  return res.now
+end
+
+function M.stats()
+  return (M.control("GET", "stats"))
+end
+
+function M.b64(data)
+  local p = io.popen("base64 -w0 < " .. M.quote((function()
+    local f = M.tmpname(); write_file(f, data); return f end)()))
+  local out = p:read("a")
+  p:close()
+  return out
+end
+
+-- Lists the entries of a zip file with unzip -Z1 (names, one per line).
+function M.zip_entries(path)
+  local p = io.popen("unzip -Z1 " .. M.quote(path) .. " 2>/dev/null")
+  local names = {}
+  for line in p:lines() do names[#names + 1] = line end
+  p:close()
+  table.sort(names)
+  return names
+end
+
+-- The bytes of one zip entry (unzip -p).
+function M.zip_read(path, entry)
+  local pattern = entry:gsub("([%[%]%*%?])", "[%1]") -- unzip takes wildcards
+  local p = io.popen("unzip -p " .. M.quote(path) .. " " .. M.quote(pattern))
+  local d = p:read("a")
+  p:close()
+  return d
+end
+
+return M
