@@ -4,6 +4,9 @@ local state = require "as2gateway.sandbox.state"
 local http = require "as2gateway.sandbox.http"
 local multipart = require "as2gateway.sandbox.multipart"
 local zip = require "as2gateway.sandbox.zip"
+local cjson = require "cjson"
+
+cjson.encode_number_precision(14) -- enough for 13-digit millisecond timestamps
 
 local array, message = http.array, http.message
 local floor = math.floor
@@ -137,9 +140,12 @@ function M.list(req, acc)
   local q, err = list_query(req.args, kind)
   if not q then return message(400, err) end
   local total, page = state.list(acc, kind, q)
-  local records = array()
-  for i, m in ipairs(page) do records[i] = message_entity(m, kind) end
-  http.json(200, { totalRecords = total, records = records })
+  -- cjson (C) writes the records: a message entity never holds an empty array, and
+  -- listings of 100 are the sandbox's heaviest answers
+  local records = {}
+  for i, m in ipairs(page) do records[i] = cjson.encode(message_entity(m, kind)) end
+  http.send { status = 200, headers = { ["Content-Type"] = "application/json" },
+    body = '{"totalRecords":' .. total .. ',"records":[' .. table.concat(records, ",") .. "]}" }
 end
 
 function M.get(req, acc)
@@ -325,26 +331,14 @@ end
 
 function M.stop(req, acc)
   local id = req.params.id
-  local e, i = state.find_entry(acc, "queue", id)
-  if not e then return message(404, "No queued message with ID " .. id) end
-  table.remove(acc.queue, i)
-  e.state = "stopped"
-  table.insert(acc.stopped, e)
+  if not state.stop(acc, id) then return message(404, "No queued message with ID " .. id) end
   message(200, "Successfully stopped retrying AS2 message with ID " .. id)
 end
 
 function M.retry(req, acc)
   local id = req.params.id
-  local e, i = state.find_entry(acc, "stopped", id)
-  if e then
-    table.remove(acc.stopped, i)
-    table.insert(acc.queue, e)
-  else
-    e = state.find_entry(acc, "queue", id)
-    if not e then return message(404, "No queued or stopped message with ID " .. id) end
-  end
-  if e.state ~= "processing" then
-    e.state, e.attempts, e.due = "queued", 0, state.now_ms()
+  if not state.retry(acc, id) then
+    return message(404, "No queued or stopped message with ID " .. id)
   end
   message(200, "Successfully started retrying AS2 message with ID " .. id)
 end

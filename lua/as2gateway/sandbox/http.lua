@@ -52,13 +52,13 @@ local function encode(v, out)
       out[#out + 1] = "]"
     else
       out[#out + 1] = "{"
-      local keys = {}
-      for k in pairs(v) do keys[#keys + 1] = tostring(k) end
-      table.sort(keys)
-      for i, k in ipairs(keys) do
-        if i > 1 then out[#out + 1] = "," end
-        out[#out + 1] = encode_string(k) .. ":"
-        encode(v[k] == nil and v[tonumber(k)] or v[k], out)
+      local first = true
+      for k, x in pairs(v) do
+        if not first then out[#out + 1] = "," end
+        first = false
+        out[#out + 1] = encode_string(tostring(k))
+        out[#out + 1] = ":"
+        encode(x, out)
       end
       out[#out + 1] = "}"
     end

@@ -19,7 +19,7 @@ function M.init(path)
   local f = assert(io.open(path, "rb"))
   cfg = assert(cjson.decode(f:read("*a")))
   f:close()
-  cfg.tunables.rate_limit = cfg.tunables.rate_limit or false -- JSON null: off
+  if cfg.tunables.rate_limit == cjson.null then cfg.tunables.rate_limit = false end
   state.init(cfg)
 end
 
@@ -57,13 +57,33 @@ local function authorize(req)
   http.json(200, { token = token, expiry = exp * 1000 })
 end
 
+-- Tokens whose signature checked out, so that a client's every request does not
+-- pay for base64, JSON and HMAC again; expiry is still checked each time.
+local verified, verified_count = {}, 0
+
+local function verify(token)
+  local now = state.now_ms() / 1000
+  local claims = verified[token]
+  if claims then
+    if claims.exp <= now then return nil, "token expired" end
+    return claims
+  end
+  local why
+  claims, why = jwt.verify(token, cfg.jwt_key, now)
+  if claims then
+    if verified_count >= 1000 then verified, verified_count = {}, 0 end
+    verified[token], verified_count = claims, verified_count + 1
+  end
+  return claims, why
+end
+
 -- The account of the request's token, or nil once a 401 or 429 has been sent.
 local function account_of(req)
   local token = req.headers["authorization"]
   if type(token) ~= "string" or token == "" then
     return message(401, "Missing Authorization header")
   end
-  local claims, why = jwt.verify(token, cfg.jwt_key, state.now_ms() / 1000)
+  local claims, why = verify(token)
   if not claims then return message(401, "Invalid token: " .. why) end
   local acc = state.account(claims.sub)
   if not acc then return message(401, "Invalid token: unknown account") end

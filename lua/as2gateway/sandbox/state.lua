@@ -74,6 +74,13 @@ function M.detect_content_type(name, data)
   return BY_EXTENSION[ext] or "application/octet-stream"
 end
 
+-- Every change to a message list bumps the version, which keys the sorted-listing
+-- cache: listings are the sandbox's hot path, and sorting on each request made a
+-- few hundred messages cost more than TLS.
+local function changed()
+  S.version = S.version + 1
+end
+
 -- Records ------------------------------------------------------------------------
 
 local function new_id(domain)
@@ -165,6 +172,7 @@ function M.add_received(acc, opts)
   }
   attach_mdn(msg, msg.persistedTimestamp)
   insert(acc.received, msg)
+  changed()
   return msg
 end
 
@@ -185,6 +193,7 @@ local function add_sent(acc, entry, at)
     attach_mdn(msg, at)
   end
   insert(acc.sent, msg)
+  changed()
   if acc.echo[p.as2Identifier] then
     local atts = {}
     for i, a in ipairs(msg.attachments) do atts[i] = copy(a) end
@@ -231,7 +240,8 @@ function M.reset()
   clear_data_dir()
   live = copy(cfg.tunables)
   S = {
-    clock_offset = 0, seq = 0, file_seq = 0, accounts = {}, account_list = {},
+    clock_offset = 0, seq = 0, file_seq = 0, version = 0, sorted = {},
+    accounts = {}, account_list = {},
     faults = {}, fault_seq = 0,
     stats = { requests = 0, by_endpoint = {}, connections = 0, rate_limited = 0,
       authorizations = 0, redirects = 0 },
@@ -337,6 +347,7 @@ function M.enqueue(acc, station, partner, opts)
   }
   insert(acc.queue, { msg = msg, partner = partner, state = "queued", attempts = 0,
     due = msg.persistedTimestamp + floor(live.queue_delay * 1000) })
+  changed()
   return msg
 end
 
@@ -355,6 +366,7 @@ local function fail_attempt(acc, entry, at)
   f.mdnStatus = "No MDN"
   insert(acc.failed, f)
   entry.attempts = entry.attempts + 1
+  changed()
 end
 
 -- Moves one queue entry forward to `now`; returns true when it left the queue.
@@ -364,6 +376,7 @@ local function advance_entry(acc, entry, now)
     if entry.state == "queued" then
       if p.pauseOutgoing then entry.due = max(entry.due, now); return false end
       if entry.due > now then return false end
+      changed()
       entry.state = "processing"
       entry.done = entry.due + floor(live.processing_time * 1000)
     else
@@ -378,6 +391,7 @@ local function advance_entry(acc, entry, now)
         end
         entry.state = "queued"
         entry.due = entry.done + backoff_ms(entry.attempts)
+        changed()
       else
         add_sent(acc, entry, entry.done)
         return true
@@ -402,6 +416,35 @@ function M.tick()
       end
     end
   end
+end
+
+-- Endpoint 14: a queued entry (waiting or being sent) moves to the Stopped list.
+function M.stop(acc, id)
+  local e, i = M.find_entry(acc, "queue", id)
+  if not e then return false end
+  remove(acc.queue, i)
+  e.state = "stopped"
+  insert(acc.stopped, e)
+  changed()
+  return true
+end
+
+-- Endpoint 15: a stopped entry goes back to the queue with a fresh count of
+-- attempts; a waiting queued entry becomes due now.
+function M.retry(acc, id)
+  local e, i = M.find_entry(acc, "stopped", id)
+  if e then
+    remove(acc.stopped, i)
+    insert(acc.queue, e)
+  else
+    e = M.find_entry(acc, "queue", id)
+    if not e then return false end
+  end
+  if e.state ~= "processing" then
+    e.state, e.attempts, e.due = "queued", 0, M.now_ms()
+  end
+  changed()
+  return true
 end
 
 function M.set_behaviour(acc, as2, b)
@@ -445,18 +488,37 @@ end
 -- `q` is validated by the caller: {sortCol, sortDir, partnerType ("Production" |
 -- "Test"), pageOffset, pageLength, unreadOnly, partnerAS2Id, stationAS2Id,
 -- as2MessageId, subject, query}.
-function M.list(acc, kind, q)
-  local out = {}
-  local source
+local function sorted(acc, kind, col, dir)
+  local key = acc.username .. "\0" .. kind .. "\0" .. col .. "\0" .. dir
+  local c = S.sorted[key]
+  if c and c.version == S.version then return c.list end
+  local list = {}
   if kind == "queued" then
-    source = {}
     for _, e in ipairs(acc.queue) do
-      if e.state == "queued" then source[#source + 1] = e.msg end
+      if e.state == "queued" then list[#list + 1] = e.msg end
     end
   else
-    source = acc[kind]
+    for i, m in ipairs(acc[kind]) do list[i] = m end
   end
-  for _, m in ipairs(source) do
+  local desc = dir == "desc"
+  sort(list, function(a, b)
+    local x, y = a[col], b[col]
+    if col == "subject" then x, y = x or "", y or "" end
+    if x == y then x, y = a.seq, b.seq end
+    if desc then return x > y end
+    return x < y
+  end)
+  S.sorted[key] = { version = S.version, list = list }
+  return list
+end
+
+-- `q` is validated by the caller: {sortCol, sortDir, partnerType ("Production" |
+-- "Test"), pageOffset, pageLength, unreadOnly, partnerAS2Id, stationAS2Id,
+-- as2MessageId, subject, query}. Returns the total and the page.
+function M.list(acc, kind, q)
+  local first, last = q.pageOffset * q.pageLength + 1, (q.pageOffset + 1) * q.pageLength
+  local total, page = 0, {}
+  for _, m in ipairs(sorted(acc, kind, q.sortCol, q.sortDir)) do
     local ok = m.partnerType == q.partnerType
       and not (q.unreadOnly and acc.read[m.as2MessageId])
       and (not q.partnerAS2Id or m.receiverId == q.partnerAS2Id)
@@ -465,20 +527,12 @@ function M.list(acc, kind, q)
       and (not q.subject or contains(m.subject, q.subject))
       and (not q.query or m.receiverId == q.query or m.senderId == q.query
         or m.as2MessageId == q.query or contains(m.subject, q.query))
-    if ok then out[#out + 1] = m end
+    if ok then
+      total = total + 1
+      if total >= first and total <= last then page[#page + 1] = m end
+    end
   end
-  local col, desc = q.sortCol, q.sortDir == "desc"
-  sort(out, function(a, b)
-    local x, y = a[col], b[col]
-    if col == "subject" then x, y = x or "", y or "" end
-    if x == y then x, y = a.seq, b.seq end
-    if desc then return x > y end
-    return x < y
-  end)
-  local page = {}
-  local first = q.pageOffset * q.pageLength
-  for i = first + 1, min(first + q.pageLength, #out) do page[#page + 1] = out[i] end
-  return #out, page
+  return total, page
 end
 
 local LISTS = { received = "received", sent = "sent", failed = "failed",
@@ -495,7 +549,10 @@ function M.delete(acc, kind, id)
       deleted = true
     end
   end
-  if deleted and kind == "received" then acc.read[id] = nil end
+  if deleted then
+    changed()
+    if kind == "received" then acc.read[id] = nil end
+  end
   return deleted
 end
 

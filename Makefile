@@ -1,0 +1,72 @@
+# as2gateway: build, test, lint, demo and install. Every target installs the Debian
+# packages it needs first (see `deps`), so a fresh Debian machine needs nothing else.
+
+LUA       ?= lua5.4
+BUSTED    ?= busted --lua=$(LUA)
+PREFIX    ?= /usr/local
+DESTDIR   ?=
+LUA_SHARE ?= $(PREFIX)/share/lua/5.4
+
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+# What the specs, the sandbox and the tools need from Debian.
+DEB_PACKAGES := lua5.4 liblua5.4-dev libcurl4-openssl-dev lua-cjson lua-busted \
+                lua-check nginx libnginx-mod-http-lua openssl curl unzip ca-certificates
+BENCH_PACKAGES := wrk
+
+.PHONY: all deps bench-deps build test lint demo sandbox-start sandbox-stop \
+        bench bench-sandbox install uninstall clean
+
+all: build
+
+# Installs whatever of $(PKGS) is missing (apt-get update only when something is).
+define apt_install
+	@missing=$$(for p in $(1); do \
+	  dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; \
+	done); \
+	if [ -n "$$missing" ]; then \
+	  echo "Installing Debian packages:" $$missing; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
+	fi
+endef
+
+deps:
+	$(call apt_install,$(DEB_PACKAGES))
+
+bench-deps: deps
+	$(call apt_install,$(BENCH_PACKAGES))
+
+# Nothing to compile yet: the C core arrives with its own rules.
+build: deps
+
+# Runs the specs against a sandbox: the one described by the AS2G_* variables when
+# they are set (eval "$$(bin/as2g-sandbox start)"), otherwise a fresh one for the run.
+test: build
+	@if [ -n "$${AS2G_SANDBOX_SECRET:-}" ]; then $(BUSTED); \
+	else bin/as2g-sandbox run -- $(BUSTED); fi
+
+lint: deps
+	luacheck --no-color .
+	bash -n bin/as2g-sandbox .ci/run examples/quickstart.sh bench/*.sh
+
+# The main job: build, start a sandbox, run the quickstart workflow, stop.
+demo: build
+	bin/as2g-sandbox run -- examples/quickstart.sh
+
+bench: bench-sandbox
+
+bench-sandbox: bench-deps
+	bench/sandbox_throughput.sh
+
+install:
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(LUA_SHARE)/as2gateway/sandbox
+	install -m 0755 bin/as2g-sandbox $(DESTDIR)$(PREFIX)/bin/
+	install -m 0644 lua/as2gateway/sandbox/*.lua $(DESTDIR)$(LUA_SHARE)/as2gateway/sandbox/
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/bin/as2g-sandbox
+	rm -rf $(DESTDIR)$(LUA_SHARE)/as2gateway/sandbox
+
+clean:
+	rm -rf build inbox
