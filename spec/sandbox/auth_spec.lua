@@ -172,6 +172,27 @@ describe("a request with a bad token", function()
     assert_generic(get_received(altered), 401)
   end)
 
+  it("answers 401 to a token whose signature part was altered, in any character", function()
+    local hd, pl, sig = parts(token)
+    local function with_sig_char(i, c)
+      return hd .. "." .. pl .. "." .. sig:sub(1, i - 1) .. c .. sig:sub(i + 1)
+    end
+    local mid = sig:sub(20, 20) == "A" and "B" or "A"
+    assert_generic(get_received(with_sig_char(20, mid)), 401)
+    -- 32 bytes make 43 base64url characters; the last one carries 4 signature bits and
+    -- 2 unused ones. Changing the unused bits changes the token, not the decoded bytes:
+    -- the token is still altered and must be refused like any other alteration.
+    local last = B64:find(sig:sub(-1), 1, true) - 1
+    for d = 1, 3 do
+      local k = (last & ~3) | ((last + d) & 3)
+      local altered = with_sig_char(#sig, B64:sub(k + 1, k + 1))
+      assert.are_not.equal(token, altered)
+      local res = get_received(altered)
+      assert.are.equal(401, res.status, "token with signature ending " .. altered:sub(-3)
+        .. " instead of " .. sig:sub(-3))
+    end
+  end)
+
   it("answers 401 to a token whose claims were re-encoded with a later expiry", function()
     local hd, pl, sig = parts(token)
     local claims = h.json_decode(b64url_decode(pl))

@@ -60,9 +60,10 @@ describe("the control surface", function()
       local res = control_raw("POST", "reset", { ["X-Sandbox-Secret"] = h.secret .. "0" })
       assert.are.equal(403, res.status)
       assert.is_string(res.json.message)
-      res = control_raw("POST", "reset", { ["X-Sandbox-Secret"] = h.secret:upper() == h.secret
-        and h.secret:lower() or h.secret:upper() })
-      assert.are.equal(403, res.status)
+      if h.secret:upper() ~= h.secret then -- the secret is compared exactly
+        res = control_raw("POST", "reset", { ["X-Sandbox-Secret"] = h.secret:upper() })
+        assert.are.equal(403, res.status)
+      end
       assert.are.equal(403, control_raw("POST", "faults",
         { ["X-Sandbox-Secret"] = "" }).status)
       assert.are.equal(3, received_count())

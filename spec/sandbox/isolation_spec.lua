@@ -27,12 +27,11 @@ end
 
 describe("account isolation", function()
   local demo, other
-  setup(function()
+  before_each(function()
     h.reset()
     demo = h.login()
     other = h.login(h.other_username, h.other_password)
   end)
-  before_each(h.reset)
   after_each(function() h.token = nil end)
 
   -- The first account's messages of every kind: received (seed), sent (seed), failed

@@ -150,8 +150,14 @@ handlers["POST faults"] = function(_, body)
   if body.headers ~= nil and type(body.headers) ~= "table" then
     return message(400, "headers must be an object")
   end
-  -- paths may be given with the /v1 prefix or without
+  -- paths may be given with the /v1 prefix or without, with or without the leading
+  -- slash; methods in any case
   body.path = body.path:gsub("^/v1/", "/")
+  if body.path ~= "*" and body.path:sub(1, 1) ~= "/" then body.path = "/" .. body.path end
+  if body.method ~= nil then
+    if type(body.method) ~= "string" then return message(400, "method must be a string") end
+    body.method = body.method:upper()
+  end
   http.json(200, { id = state.add_fault(body) })
 end
 

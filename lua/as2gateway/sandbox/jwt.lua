@@ -30,9 +30,11 @@ function M.verify(token, key, now_s)
   if type(header) ~= "table" or header.alg ~= "HS256" then
     return nil, "unsupported token algorithm"
   end
-  local expected = crypto.hmac_sha256(key, h .. "." .. p)
-  local got = b64url_decode(s)
-  if not got or got ~= expected then return nil, "invalid token signature" end
+  -- compare the text, not decoded bytes: base64url's last character has unused bits,
+  -- and a decoder that ignores them would accept altered tokens
+  if s ~= b64url_encode(crypto.hmac_sha256(key, h .. "." .. p)) then
+    return nil, "invalid token signature"
+  end
   local claims = cjson.decode(b64url_decode(p) or "")
   if type(claims) ~= "table" or type(claims.sub) ~= "string"
      or type(claims.exp) ~= "number" then

@@ -226,6 +226,14 @@ function M.handle()
   handle_api(req)
 end
 
+-- The plain-HTTP port: 307 to the same path on the HTTPS port (method and body are
+-- kept by the client), with a Generic Response body like every non-2xx answer.
+function M.redirect()
+  local host = (ngx.var.host ~= "" and ngx.var.host) or "127.0.0.1"
+  local target = "https://" .. host .. ":" .. cfg.https_port .. ngx.var.request_uri
+  message(307, "Use HTTPS: " .. target, { Location = target })
+end
+
 -- nginx's own 413 (a body past client_max_body_size without Content-Length) in the
 -- contract's shape.
 function M.too_large()
