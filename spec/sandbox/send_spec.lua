@@ -169,6 +169,12 @@ describe("raw single-file send", function()
       content_type_of(send_raw("blob.qqq", "\0\1\2", "")))
     assert.equal("application/octet-stream",
       content_type_of(send_raw("noextension", "hello", "")))
+    local by_extension = { ["a.csv"] = "text/csv", ["a.json"] = "application/json",
+      ["a.pdf"] = "application/pdf", ["a.zip"] = "application/zip",
+      ["a.x12"] = "application/edi-x12", ["a.edifact"] = "application/edifact" }
+    for name, ctype in pairs(by_extension) do
+      assert.equal(ctype, content_type_of(send_raw(name, "content", "")), name)
+    end
   end)
 
   it("detects .edi content as X12, EDIFACT or other EDI", function()
@@ -245,6 +251,16 @@ describe("multipart send", function()
     local parts = { { filename = "one.bin", data = string.rep("a", 5 * MIB) },
       { filename = "two.bin", data = string.rep("b", 5 * MIB + 1) } }
     assert_generic(send_multipart(parts), 413)
+  end)
+
+  it("accepts files adding up to exactly 10 MiB", function()
+    local parts = { { filename = "one.bin", data = string.rep("a", 5 * MIB) },
+      { filename = "two.bin", data = string.rep("b", 5 * MIB) } }
+    local res = send_multipart(parts)
+    assert.equal(202, res.status, res.body)
+    local m = sent_message(id_of(res))
+    assert.same({ { name = "one.bin", size = 5 * MIB }, { name = "two.bin", size = 5 * MIB } },
+      m.attachments)
   end)
 
   it("answers 400 to a multipart Content-Type without boundary", function()

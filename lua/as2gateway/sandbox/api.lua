@@ -228,9 +228,11 @@ local function id_list(body)
   return ids
 end
 
--- Endpoint 12: one folder per ID, `.error` for unknown IDs, and past the batch limit
--- a 206 with the (message, attachment) index of the last attachment included. The
--- first attachment always goes in, so a client continuing from the index advances.
+-- Endpoint 12: one folder per ID, `.error` for unknown IDs. As the vendor describes
+-- it, aggregation stops once the total has exceeded the batch limit: the attachment
+-- that crossed it is included and named by the 206's (message, attachment) index.
+-- Every answer holds at least one attachment, so a client continuing from the index
+-- always advances.
 function M.batch(req, acc)
   local mark, err = bool_arg(req.args, "markAsRead")
   if mark == nil then return message(400, err) end
@@ -240,12 +242,13 @@ function M.batch(req, acc)
   local limit = state.tunables().batch_limit
   local z, total, last, truncated, complete = zip.new(), 0, nil, false, {}
   for mi, id in ipairs(ids) do
+    if total > limit then truncated = true; break end
     local m = state.find(acc, "received", id)
     if not m then
       z:add(id .. "/.error", "No received message with ID " .. id)
     else
       for ai, a in ipairs(m.attachments) do
-        if total > 0 and total + a.size > limit then truncated = true; break end
+        if total > limit then truncated = true; break end
         z:add(id .. "/" .. a.name, state.read_attachment(a))
         total = total + a.size
         last = { mi - 1, ai - 1 }
