@@ -10,8 +10,9 @@ LUA_SHARE ?= $(PREFIX)/share/lua/5.4
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 # What the specs, the sandbox and the tools need from Debian.
-DEB_PACKAGES := lua5.4 liblua5.4-dev libcurl4-openssl-dev lua-cjson lua-busted \
-                lua-check nginx libnginx-mod-http-lua openssl curl unzip ca-certificates
+DEB_PACKAGES := lua5.4 liblua5.4-dev libluajit2-5.1-dev luajit2 libcurl4-openssl-dev \
+                lua-cjson lua-busted lua-check nginx libnginx-mod-http-lua openssl curl \
+                unzip ca-certificates gcc make pkg-config
 BENCH_PACKAGES := wrk
 
 .PHONY: all deps bench-deps build test lint demo sandbox-start sandbox-stop \
@@ -37,8 +38,28 @@ deps:
 bench-deps: deps
 	$(call apt_install,$(BENCH_PACKAGES))
 
-# Nothing to compile yet: the C core arrives with its own rules.
-build: deps
+# The C core, built once per Lua ABI: Lua 5.4 and LuaJIT (OpenResty). No -llua: the
+# interpreter provides the Lua API.
+CORE_SRC := $(addprefix csrc/,buf.c error.c json.c headers.c url.c ratelimit.c auth.c \
+              stream.c transport.c client.c lcore.c)
+CORE_HDR := $(wildcard csrc/*.h)
+CFLAGS   ?= -O2 -g
+CORE_CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -fPIC -fvisibility=hidden
+CORE_LDLIBS := -lcurl
+CORE_54  := build/lua54/as2gateway/core.so
+CORE_JIT := build/luajit/as2gateway/core.so
+
+build: deps $(CORE_54) $(CORE_JIT)
+
+$(CORE_54): $(CORE_SRC) $(CORE_HDR)
+	@mkdir -p $(@D)
+	$(CC) $(CORE_CFLAGS) $(CFLAGS) $$(pkg-config --cflags lua5.4) -shared -o $@ \
+	  $(CORE_SRC) $(LDFLAGS) $(CORE_LDLIBS)
+
+$(CORE_JIT): $(CORE_SRC) $(CORE_HDR)
+	@mkdir -p $(@D)
+	$(CC) $(CORE_CFLAGS) $(CFLAGS) $$(pkg-config --cflags luajit) -shared -o $@ \
+	  $(CORE_SRC) $(LDFLAGS) $(CORE_LDLIBS)
 
 # Runs the specs against a sandbox: the one described by the AS2G_* variables when
 # they are set (eval "$$(bin/as2g-sandbox start)"), otherwise a fresh one for the run.

@@ -1,0 +1,22 @@
+/* A growable byte buffer with an optional size cap; pure C, no Lua. */
+#ifndef A2G_BUF_H
+#define A2G_BUF_H
+
+#include <stddef.h>
+
+typedef struct a2g_buf {
+    char *data;     /* always NUL-terminated when non-NULL */
+    size_t len;
+    size_t cap;
+    size_t limit;   /* 0: unbounded */
+} a2g_buf;
+
+void a2g_buf_init(a2g_buf *b, size_t limit);
+/* 0 on success; -1 when out of memory or past the limit (nothing appended). */
+int a2g_buf_append(a2g_buf *b, const void *data, size_t n);
+int a2g_buf_appends(a2g_buf *b, const char *s);
+void a2g_buf_reset(a2g_buf *b);
+/* Overwrites the contents with zeros before freeing: buffers may hold secrets. */
+void a2g_buf_free(a2g_buf *b);
+
+#endif

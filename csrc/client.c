@@ -1,0 +1,644 @@
+/* The request state machine; see client.h. A request is IDLE (about to start a
+ * transfer: its own, or /authorize first), RUNNING (a transfer in flight) or DONE. */
+#include "client.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "headers.h"
+#include "json.h"
+
+enum { IDLE, RUNNING, DONE };
+
+#define MAX_REDIRECTS 5
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t mono_ms(void *ud)
+{
+    (void)ud;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static uint32_t next_random(a2g_client *c)
+{
+    uint32_t x = c->rng; /* xorshift32: jitter needs spread, not secrecy */
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    return c->rng = x ? x : 0x9e3779b9u;
+}
+
+int a2g_client_init(a2g_client *c, const a2g_client_opts *o, a2g_error *err)
+{
+    memset(c, 0, sizeof *c);
+    a2g_buf_init(&c->base, 0);
+    c->clock = mono_ms;
+    c->rng = (uint32_t)wall_ms() ^ (uint32_t)getpid() ^ (uint32_t)(uintptr_t)c;
+    c->retries = o->retries;
+    c->backoff_base_ms = o->backoff_base_ms;
+    c->backoff_cap_ms = o->backoff_cap_ms;
+    c->retry_after_cap_ms = o->retry_after_cap_ms;
+    c->max_json = o->max_json;
+    if (a2g_url_base(o->url, &c->origin, &c->base, err) != 0)
+        goto fail;
+    if (a2g_auth_init(&c->auth, o->username, o->password, o->token, o->token_expiry_ms)
+        != 0) {
+        a2g_fail(err, A2G_IO, 0, "out of memory");
+        goto fail;
+    }
+    if (a2g_ratelimit_init(&c->rl, o->rate_limit, o->rate_window_ms) != 0) {
+        a2g_fail(err, A2G_IO, 0, "out of memory");
+        goto fail;
+    }
+    if (a2g_transport_init(&c->transport, &o->transport, err) != 0)
+        goto fail;
+    return 0;
+fail:
+    a2g_client_free(c);
+    return -1;
+}
+
+void a2g_client_free(a2g_client *c)
+{
+    if (c->active) {
+        a2g_transport_abort(&c->transport);
+        c->active = NULL;
+    }
+    if (c->transport.multi)
+        a2g_transport_free(&c->transport);
+    a2g_ratelimit_free(&c->rl);
+    a2g_auth_free(&c->auth);
+    a2g_origin_free(&c->origin);
+    a2g_buf_free(&c->base);
+}
+
+static void emit(a2g_request *r, const char *event, long status, int64_t duration,
+                 int64_t delay, const char *reason)
+{
+    a2g_client *c = r->c;
+    if (!c->log)
+        return;
+    a2g_event ev = { event, r->method, r->path.data, status, r->attempts + 1, duration,
+                     delay, reason };
+    if (r->is_login || r->login_first) {
+        ev.method = "POST";
+        ev.path = "/authorize";
+    }
+    c->log(c->log_ud, &ev);
+}
+
+a2g_request *a2g_request_new(a2g_client *c, const char *method, const char *path,
+                             a2g_error *err)
+{
+    a2g_request *r = calloc(1, sizeof *r);
+    if (!r) {
+        a2g_fail(err, A2G_IO, 0, "out of memory");
+        return NULL;
+    }
+    r->c = c;
+    snprintf(r->method, sizeof r->method, "%s", method);
+    a2g_buf_init(&r->path, 0);
+    a2g_buf_init(&r->url, 0);
+    a2g_buf_init(&r->xfer.errbody, 0);
+    a2g_source_none(&r->source);
+    a2g_source_none(&r->login_body);
+    a2g_sink_memory(&r->sink, c->max_json);
+    a2g_sink_memory(&r->login_answer, 64 * 1024);
+    if (a2g_buf_appends(&r->path, path) != 0) {
+        a2g_request_free(r);
+        a2g_fail(err, A2G_IO, 0, "out of memory");
+        return NULL;
+    }
+    r->phase = IDLE;
+    return r;
+}
+
+int a2g_request_header(a2g_request *r, const char *name, const char *value, a2g_error *err)
+{
+    for (const char *p = name; *p; p++)
+        if (*p <= ' ' || *p == ':' || *p >= 0x7f)
+            return a2g_fail(err, A2G_INVALID, 0, "invalid header name");
+    if (!*name || strpbrk(value, "\r\n"))
+        return a2g_fail(err, A2G_INVALID, 0, "header %s must not contain CR or LF", name);
+    if (strcasecmp(name, "Authorization") == 0)
+        return a2g_fail(err, A2G_INVALID, 0, "the Authorization header is the client's own");
+    size_t n = strlen(name) + strlen(value) + 3;
+    char *line = malloc(n);
+    if (!line)
+        return a2g_fail(err, A2G_IO, 0, "out of memory");
+    snprintf(line, n, "%s: %s", name, value);
+    struct curl_slist *l = curl_slist_append(r->extra, line);
+    free(line);
+    if (!l)
+        return a2g_fail(err, A2G_IO, 0, "out of memory");
+    r->extra = l;
+    if (strcasecmp(name, "Content-Type") == 0)
+        r->has_content_type = 1;
+    return 0;
+}
+
+/* Replaces secrets that a server might echo back with a marker. */
+static void redact(a2g_client *c, char *msg)
+{
+    const char *secrets[] = { c->auth.token, c->auth.password };
+    for (size_t i = 0; i < sizeof secrets / sizeof *secrets; i++) {
+        const char *s = secrets[i];
+        size_t n = s ? strlen(s) : 0;
+        char *hit;
+        if (n < 4)
+            continue;
+        while ((hit = strstr(msg, s))) {
+            static const char mark[] = "[redacted]";
+            size_t tail = strlen(hit + n);
+            if (n >= sizeof mark - 1) {
+                memcpy(hit, mark, sizeof mark - 1);
+                memmove(hit + sizeof mark - 1, hit + n, tail + 1);
+            } else {
+                memset(hit, '*', n);
+            }
+        }
+    }
+}
+
+/* Fails the request with the server's Generic Response message when there is one. */
+static void fail_with_answer(a2g_request *r, a2g_kind kind, const char *what)
+{
+    a2g_xfer *x = &r->xfer;
+    char *msg = NULL;
+    size_t len = 0;
+    if (x->errbody.len && a2g_json_string(x->errbody.data, x->errbody.len, "message", &msg,
+                                          &len) == 0 && len > 0) {
+        for (size_t i = 0; i < len; i++)
+            if ((unsigned char)msg[i] < 0x20)
+                msg[i] = ' ';
+        a2g_fail(&r->err, kind, x->status, "%s: %.300s", what, msg);
+    } else {
+        a2g_fail(&r->err, kind, x->status, "%s: the gateway answered HTTP %ld", what,
+                 x->status);
+    }
+    free(msg);
+    redact(r->c, r->err.message);
+}
+
+static void finish(a2g_request *r)
+{
+    if (r->err.kind != A2G_OK)
+        a2g_sink_abort(&r->sink);
+    r->phase = DONE;
+}
+
+static int fail(a2g_request *r, a2g_kind kind, long status, const char *fmt, const char *arg)
+{
+    a2g_fail(&r->err, kind, status, fmt, arg);
+    redact(r->c, r->err.message);
+    finish(r);
+    return -1;
+}
+
+static int build_transfer(a2g_request *r, int login)
+{
+    a2g_client *c = r->c;
+    a2g_xfer *x = &r->xfer;
+    struct curl_slist *h = NULL;
+    char *line = NULL;
+    curl_slist_free_all(r->headers);
+    r->headers = NULL;
+    a2g_buf_reset(&r->url);
+    if (login) {
+        a2g_buf login_json;
+        a2g_buf_init(&login_json, 0);
+        a2g_source_free(&r->login_body);
+        if (a2g_auth_request(&c->auth, &login_json) != 0
+            || a2g_source_memory(&r->login_body, login_json.data, login_json.len, &r->err) != 0
+            || a2g_buf_append(&r->url, c->base.data, c->base.len) != 0
+            || a2g_buf_appends(&r->url, "/authorize") != 0) {
+            a2g_buf_free(&login_json);
+            return fail(r, A2G_IO, 0, "%s", "cannot build the /authorize request");
+        }
+        a2g_buf_free(&login_json);
+        h = curl_slist_append(h, "Content-Type: application/json");
+        h = curl_slist_append(h, "Accept: application/json");
+        x->method = "POST";
+        x->source = &r->login_body;
+        x->sink = &r->login_answer;
+        a2g_sink_restart(&r->login_answer);
+    } else {
+        if (r->redirects == 0
+            && (a2g_buf_append(&r->url, c->base.data, c->base.len) != 0
+                || a2g_buf_append(&r->url, r->path.data, r->path.len) != 0))
+            return fail(r, A2G_IO, 0, "%s", "out of memory");
+        r->used_token = c->auth.token != NULL;
+        if (c->auth.token) {
+            size_t n = strlen(c->auth.token) + 16;
+            line = malloc(n);
+            if (!line)
+                return fail(r, A2G_IO, 0, "%s", "out of memory");
+            snprintf(line, n, "Authorization: %s", c->auth.token);
+            h = curl_slist_append(h, line);
+            memset(line, 0, n);
+            free(line);
+        }
+        for (struct curl_slist *e = r->extra; e; e = e->next)
+            h = curl_slist_append(h, e->data);
+        /* libcurl labels POST bodies application/x-www-form-urlencoded unless told
+         * otherwise; the gateway must see no type at all so that it detects one */
+        if (strcmp(r->method, "GET") != 0 && !r->has_content_type)
+            h = curl_slist_append(h, "Content-Type:");
+        x->method = r->method;
+        x->source = &r->source;
+        x->sink = &r->sink;
+    }
+    /* the answer decides; 100-continue would only add a round trip */
+    h = curl_slist_append(h, "Expect:");
+    if (!h)
+        return fail(r, A2G_IO, 0, "%s", "out of memory");
+    r->headers = h;
+    x->headers = h;
+    if (r->url.len == 0)
+        return fail(r, A2G_IO, 0, "%s", "no URL");
+    x->url = r->url.data;
+    return 0;
+}
+
+/* Schedules another attempt after a failure of `kind`, or fails. */
+static void retry_or_fail(a2g_request *r, a2g_kind kind, const char *what, int64_t delay)
+{
+    a2g_client *c = r->c;
+    if (r->attempts >= c->retries) {
+        if (kind == A2G_RATELIMITED || r->xfer.status >= 400)
+            fail_with_answer(r, kind, what);
+        else
+            a2g_fail(&r->err, kind, r->xfer.status, "%s (after %d attempts)", what,
+                     r->attempts + 1);
+        finish(r);
+        return;
+    }
+    if (a2g_source_rewind(&r->source) != 0) {
+        fail(r, kind, r->xfer.status, "%s; the body came from a reader and cannot be sent "
+             "again", what);
+        return;
+    }
+    if (a2g_sink_restart(&r->sink) != 0) {
+        fail(r, kind, r->xfer.status, "%s; part of the answer already went to the sink, so "
+             "it cannot be retried", what);
+        return;
+    }
+    r->attempts++;
+    c->stats.retries++;
+    int64_t now = c->clock(c->clock_ud);
+    r->not_before = now + delay;
+    emit(r, "retry", r->xfer.status, 0, delay, a2g_kind_name(kind));
+    r->phase = IDLE;
+}
+
+static int64_t backoff(a2g_request *r)
+{
+    a2g_client *c = r->c;
+    return a2g_backoff_ms(r->attempts + 1, c->backoff_base_ms, c->backoff_cap_ms,
+                          next_random(c));
+}
+
+static a2g_kind curl_kind(CURLcode rc)
+{
+    switch (rc) {
+    case CURLE_OPERATION_TIMEDOUT:
+        return A2G_TIMEOUT;
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+    case CURLE_SSL_INVALIDCERTSTATUS:
+    case CURLE_SSL_CRL_BADFILE:
+    case CURLE_SSL_ENGINE_NOTFOUND:
+    case CURLE_SSL_ENGINE_SETFAILED:
+    case CURLE_SSL_ENGINE_INITFAILED:
+    case CURLE_SSL_SHUTDOWN_FAILED:
+        return A2G_TLS;
+    default:
+        return A2G_NETWORK;
+    }
+}
+
+/* A 429: no request before Retry-After (a full window when absent or unreadable,
+ * capped either way), then the same request again - the server gave the 429 before
+ * accepting anything, so this holds for sends too. */
+static void on_ratelimited(a2g_request *r, int64_t now)
+{
+    a2g_client *c = r->c;
+    long secs = 0;
+    int64_t wait;
+    c->stats.ratelimited++;
+    if (a2g_parse_retry_after(a2g_transport_header(&c->transport, "Retry-After"),
+                              time(NULL), (long)(c->retry_after_cap_ms / 1000), &secs) == 0)
+        wait = (int64_t)secs * 1000;
+    else
+        wait = c->rl.window_ms ? c->rl.window_ms : 10000;
+    if (wait > c->retry_after_cap_ms)
+        wait = c->retry_after_cap_ms;
+    a2g_ratelimit_block(&c->rl, now + wait);
+    retry_or_fail(r, A2G_RATELIMITED, "the gateway's rate limit was exceeded", wait);
+}
+
+static void collect_answer(a2g_request *r)
+{
+    a2g_transport *t = &r->c->transport;
+    const char *v;
+    r->status = r->xfer.status;
+    if ((v = a2g_transport_header(t, "Content-Type")))
+        r->content_type = strdup(v);
+    if ((v = a2g_transport_header(t, "Link")))
+        r->link = a2g_parse_link(v);
+    if ((v = a2g_transport_header(t, "Content-Disposition")))
+        r->filename = a2g_disposition_filename(v, &r->filename_len);
+    if (r->status == 206) {
+        v = a2g_transport_header(t, "X-Batch-Truncation-Index");
+        if (a2g_parse_truncation_index(v, &r->truncation_message, &r->truncation_attachment)
+            != 0) {
+            fail(r, A2G_PROTOCOL, 206, "%s", "a 206 answer without a valid "
+                 "X-Batch-Truncation-Index header");
+            return;
+        }
+        r->has_truncation = 1;
+    }
+    if (a2g_sink_commit(&r->sink, &r->err) != 0) {
+        finish(r);
+        return;
+    }
+    r->err.kind = A2G_OK;
+    finish(r);
+}
+
+static void on_redirect(a2g_request *r)
+{
+    a2g_client *c = r->c;
+    const char *loc = a2g_transport_header(&c->transport, "Location");
+    long s = r->xfer.status;
+    int keeps_method = s == 307 || s == 308;
+    if (!loc || r->redirects >= MAX_REDIRECTS || (!keeps_method && strcmp(r->method, "GET"))) {
+        fail_with_answer(r, A2G_REDIRECT, "redirect not followed");
+        finish(r);
+        return;
+    }
+    char *target = NULL;
+    CURLU *u = curl_url();
+    if (u && curl_url_set(u, CURLUPART_URL, r->url.data, 0) == CURLUE_OK
+        && curl_url_set(u, CURLUPART_URL, loc, 0) == CURLUE_OK)
+        curl_url_get(u, CURLUPART_URL, &target, 0);
+    curl_url_cleanup(u);
+    if (!target || !a2g_url_redirect_allowed(&c->origin, target)) {
+        curl_free(target);
+        /* the token stays home: only the same host over HTTPS gets it */
+        fail(r, A2G_REDIRECT, s, "%s", "redirect to another origin refused (the token is "
+             "only sent to the configured host over HTTPS)");
+        return;
+    }
+    if (a2g_source_rewind(&r->source) != 0) {
+        curl_free(target);
+        fail(r, A2G_REDIRECT, s, "%s", "redirect needs the body again, but it came from a "
+             "reader");
+        return;
+    }
+    a2g_buf_reset(&r->url);
+    a2g_buf_appends(&r->url, target);
+    curl_free(target);
+    r->redirects++;
+    a2g_sink_restart(&r->sink);
+    r->phase = IDLE;
+}
+
+static void on_login_done(a2g_request *r, int64_t now)
+{
+    a2g_client *c = r->c;
+    a2g_xfer *x = &r->xfer;
+    if (x->result != CURLE_OK) {
+        a2g_kind k = curl_kind(x->result);
+        if (k == A2G_TLS)
+            fail(r, k, 0, "%s", a2g_transport_detail(&c->transport));
+        else
+            retry_or_fail(r, k, a2g_transport_detail(&c->transport), backoff(r));
+        return;
+    }
+    if (x->status == 200) {
+        if (a2g_auth_accept(&c->auth, r->login_answer.mem.data, r->login_answer.mem.len,
+                            &r->err) != 0) {
+            finish(r);
+            return;
+        }
+        c->stats.authorizations++;
+        emit(r, "authorize", 200, 0, 0, NULL);
+        r->login_first = 0;
+        if (r->is_login) {
+            r->status = 200;
+            r->err.kind = A2G_OK;
+            finish(r);
+        } else {
+            r->phase = IDLE;
+        }
+        return;
+    }
+    /* the answer went to the login sink: show its message like any other */
+    a2g_buf_reset(&x->errbody);
+    a2g_buf_append(&x->errbody, r->login_answer.mem.data, r->login_answer.mem.len);
+    if (x->status == 429)
+        on_ratelimited(r, now);
+    else if (x->status >= 500)
+        retry_or_fail(r, A2G_HTTP, "the gateway failed to authorize", backoff(r));
+    else if (x->status == 400 || x->status == 401 || x->status == 403) {
+        fail_with_answer(r, A2G_AUTH, "the gateway refused the username or password");
+        finish(r);
+    } else {
+        fail_with_answer(r, A2G_HTTP, "unexpected answer to /authorize");
+        finish(r);
+    }
+}
+
+static void on_main_done(a2g_request *r, int64_t now)
+{
+    a2g_client *c = r->c;
+    a2g_xfer *x = &r->xfer;
+    if (x->result != CURLE_OK) {
+        if (r->callback_failed || (x->sink_failed && r->sink.kind == A2G_SINK_WRITER)
+            || r->source.kind == A2G_SRC_READER ? r->callback_failed : 0) {
+            fail(r, A2G_CALLBACK, 0, "%s", "a callback raised an error");
+            return;
+        }
+        if (x->sink_failed) {
+            if (r->sink.overflow)
+                fail(r, A2G_PROTOCOL, x->status, "%s", "the answer is larger than max_json "
+                     "bytes");
+            else if (r->sink.io_errno)
+                fail(r, A2G_IO, 0, "%s", strerror(r->sink.io_errno));
+            else
+                fail(r, A2G_IO, 0, "%s", "the download could not be written");
+            return;
+        }
+        if (r->source.failed) {
+            fail(r, A2G_IO, 0, "%s", "the request body could not be read");
+            return;
+        }
+        a2g_kind k = curl_kind(x->result);
+        const char *detail = a2g_transport_detail(&c->transport);
+        if (!*detail)
+            detail = curl_easy_strerror(x->result);
+        if (k == A2G_TLS) {
+            fail(r, k, 0, "%s", detail);
+            return;
+        }
+        if (r->is_send && x->request_bytes > 0) {
+            fail(r, A2G_UNKNOWN_OUTCOME, x->status, "the connection failed after the message "
+                 "went out (%s): it may have been enqueued; check the queued and sent lists "
+                 "before sending it again", detail);
+            return;
+        }
+        retry_or_fail(r, k, detail, backoff(r));
+        return;
+    }
+    long s = x->status;
+    if (s >= 200 && s < 300) {
+        collect_answer(r);
+    } else if (s >= 300 && s < 400) {
+        on_redirect(r);
+    } else if (s == 401) {
+        if (!r->reauthed && r->used_token && a2g_auth_can_login(&c->auth)) {
+            /* the token expired or was revoked early: log in again, once */
+            r->reauthed = 1;
+            a2g_auth_forget(&c->auth);
+            c->stats.reauthentications++;
+            emit(r, "reauth", 401, 0, 0, NULL);
+            a2g_sink_restart(&r->sink);
+            if (a2g_source_rewind(&r->source) != 0) {
+                fail(r, A2G_AUTH, 401, "%s", "the token was refused and the body came from "
+                     "a reader, so the request cannot be repeated");
+                return;
+            }
+            r->phase = IDLE;
+        } else {
+            fail_with_answer(r, A2G_AUTH, "the gateway refused the token");
+            finish(r);
+        }
+    } else if (s == 429) {
+        on_ratelimited(r, now);
+    } else if (s >= 500) {
+        if (r->is_send) {
+            fail_with_answer(r, A2G_UNKNOWN_OUTCOME, "the gateway failed while taking the "
+                             "message; it may have been enqueued, check the queued and sent "
+                             "lists before sending it again");
+            finish(r);
+        } else {
+            retry_or_fail(r, A2G_HTTP, "the gateway failed", backoff(r));
+        }
+    } else {
+        a2g_kind k = s == 404 ? A2G_NOTFOUND : (s == 400 || s == 413) ? A2G_INVALID : A2G_HTTP;
+        fail_with_answer(r, k, s == 404 ? "not found" : "the gateway refused the request");
+        finish(r);
+    }
+}
+
+a2g_step a2g_request_step(a2g_request *r, int wait_ms, int64_t *sleep_ms)
+{
+    a2g_client *c = r->c;
+    *sleep_ms = 0;
+    for (;;) {
+        if (r->phase == DONE)
+            return A2G_STEP_DONE;
+        if (r->phase == IDLE) {
+            if (c->active && c->active != r) {
+                *sleep_ms = 5; /* another request of this client is on the wire */
+                return A2G_STEP_SLEEP;
+            }
+            int64_t now = c->clock(c->clock_ud);
+            if (!r->is_login && !a2g_auth_valid(&c->auth, wall_ms())) {
+                if (a2g_auth_can_login(&c->auth))
+                    r->login_first = 1;
+                else if (!c->auth.token) {
+                    fail(r, A2G_AUTH, 0, "%s", "no token, and no username and password to "
+                         "get one");
+                    continue;
+                }
+            }
+            if (r->not_before > now) {
+                *sleep_ms = r->not_before - now;
+                return A2G_STEP_SLEEP;
+            }
+            int64_t wait = a2g_ratelimit_delay(&c->rl, now);
+            if (wait > 0) {
+                if (!r->waiting) {
+                    r->waiting = 1;
+                    c->stats.waits++;
+                    emit(r, "ratelimit_wait", 0, 0, wait, NULL);
+                }
+                c->stats.waited_ms += wait;
+                *sleep_ms = wait;
+                return A2G_STEP_SLEEP;
+            }
+            r->waiting = 0;
+            if (build_transfer(r, r->is_login || r->login_first) != 0)
+                continue;
+            if (a2g_transport_start(&c->transport, &r->xfer, &r->err) != 0) {
+                finish(r);
+                continue;
+            }
+            c->active = r;
+            c->stats.requests++;
+            r->started = now;
+            emit(r, "request", 0, 0, 0, NULL);
+            r->phase = RUNNING;
+        }
+        if (!a2g_transport_step(&c->transport, wait_ms)) {
+            *sleep_ms = 1;
+            return A2G_STEP_IO;
+        }
+        c->active = NULL;
+        int64_t now = c->clock(c->clock_ud);
+        if (r->xfer.request_bytes > 0)
+            a2g_ratelimit_record(&c->rl, now);
+        emit(r, "response", r->xfer.status, now - r->started, 0,
+             r->xfer.result != CURLE_OK ? curl_easy_strerror(r->xfer.result) : NULL);
+        if (r->is_login || r->login_first)
+            on_login_done(r, now);
+        else
+            on_main_done(r, now);
+    }
+}
+
+int a2g_request_done(const a2g_request *r)
+{
+    return r->phase == DONE;
+}
+
+void a2g_request_free(a2g_request *r)
+{
+    if (!r)
+        return;
+    if (r->c && r->c->active == r) {
+        a2g_transport_abort(&r->c->transport);
+        r->c->active = NULL;
+    }
+    a2g_sink_free(&r->sink);
+    a2g_sink_free(&r->login_answer);
+    a2g_source_free(&r->source);
+    a2g_source_free(&r->login_body);
+    curl_slist_free_all(r->headers);
+    curl_slist_free_all(r->extra);
+    a2g_buf_free(&r->path);
+    a2g_buf_free(&r->url);
+    a2g_buf_free(&r->xfer.errbody);
+    free(r->content_type);
+    free(r->link);
+    free(r->filename);
+    free(r);
+}

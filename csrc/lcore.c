@@ -1,0 +1,994 @@
+/* as2gateway.core: the Lua binding of the C core. Thin on purpose: it turns option
+ * tables into the core's structs, runs Lua callbacks (sink, reader, log, clock,
+ * sleep) under lua_pcall and carries their errors out only after libcurl has
+ * returned, and turns outcomes into result tables or `nil, err`. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "compat.h"
+
+#include "client.h"
+#include "headers.h"
+
+#define CLIENT_MT "as2gateway.core.client"
+#define REQUEST_MT "as2gateway.core.request"
+#define ERROR_MT "as2gateway.error"
+
+/* registry field holding cjson.safe.decode (per Lua state) */
+#define DECODE_KEY "as2gateway.core.decode"
+
+typedef struct lrequest lrequest;
+
+typedef struct lclient {
+    a2g_client *c;           /* NULL once closed */
+    lua_State *L;            /* the state of the call in progress, for hooks */
+    int log_ref, clock_ref, sleep_ref;
+    int hook_error_ref;      /* an error a log or clock hook raised */
+    lrequest *requests;      /* live requests, closed with the client */
+} lclient;
+
+struct lrequest {
+    a2g_request *r;          /* NULL once closed */
+    lclient *owner;
+    lrequest *next;
+    int client_ref;          /* keeps the client alive while the request is */
+    int sink_ref, reader_ref;
+    int error_ref;           /* an error the sink or the reader raised */
+    int json;
+    a2g_buf leftover;        /* bytes a reader returned beyond what libcurl took */
+    size_t leftover_pos;
+    lua_State *L;
+};
+
+/* Errors ------------------------------------------------------------------------- */
+
+static int error_tostring(lua_State *L)
+{
+    lua_getfield(L, 1, "kind");
+    lua_getfield(L, 1, "message");
+    lua_getfield(L, 1, "status");
+    if (lua_tointeger(L, -1) > 0)
+        lua_pushfstring(L, "as2gateway: %s: %s (HTTP %d)", lua_tostring(L, -3),
+                        lua_tostring(L, -2), (int)lua_tointeger(L, -1));
+    else
+        lua_pushfstring(L, "as2gateway: %s: %s", lua_tostring(L, -3), lua_tostring(L, -2));
+    return 1;
+}
+
+/* Pushes an error table {kind, message, status} with the shared metatable. */
+static void push_error(lua_State *L, const char *kind, const char *message, long status)
+{
+    lua_createtable(L, 0, 3);
+    lua_pushstring(L, kind);
+    lua_setfield(L, -2, "kind");
+    lua_pushstring(L, message);
+    lua_setfield(L, -2, "message");
+    if (status > 0) {
+        lua_pushinteger(L, status);
+        lua_setfield(L, -2, "status");
+    }
+    luaL_setmetatable(L, ERROR_MT);
+}
+
+static int push_fail(lua_State *L, const a2g_error *err)
+{
+    lua_pushnil(L);
+    push_error(L, a2g_kind_name(err->kind), err->message, err->status);
+    return 2;
+}
+
+/* core.error(kind, message[, status]): errors of the Lua layer look like the core's. */
+static int l_error(lua_State *L)
+{
+    const char *kind = luaL_checkstring(L, 1);
+    const char *message = luaL_checkstring(L, 2);
+    long status = (long)luaL_optinteger(L, 3, 0);
+    push_error(L, kind, message, status);
+    return 1;
+}
+
+/* Option tables ---------------------------------------------------------------------- */
+
+/* Raises unless every key of the table at `idx` is in `names` (NULL-terminated). */
+static void check_keys(lua_State *L, int idx, const char *what, const char *const names[])
+{
+    idx = lua_absindex(L, idx);
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        lua_pop(L, 1);
+        if (lua_type(L, -1) != LUA_TSTRING)
+            luaL_error(L, "%s: option names must be strings", what);
+        const char *k = lua_tostring(L, -1);
+        int known = 0;
+        for (int i = 0; names[i]; i++)
+            if (strcmp(k, names[i]) == 0)
+                known = 1;
+        if (!known)
+            luaL_error(L, "%s: unknown option '%s'", what, k);
+    }
+}
+
+static const char *opt_string(lua_State *L, int idx, const char *name)
+{
+    const char *v = NULL;
+    lua_getfield(L, idx, name);
+    if (!lua_isnil(L, -1)) {
+        if (lua_type(L, -1) != LUA_TSTRING)
+            luaL_error(L, "option '%s' must be a string", name);
+        v = lua_tostring(L, -1);
+    }
+    lua_pop(L, 1); /* the string stays alive: the option table holds it */
+    return v;
+}
+
+static double opt_number(lua_State *L, int idx, const char *name, double dflt, double min)
+{
+    double v = dflt;
+    lua_getfield(L, idx, name);
+    if (!lua_isnil(L, -1)) {
+        if (lua_type(L, -1) != LUA_TNUMBER)
+            luaL_error(L, "option '%s' must be a number", name);
+        v = lua_tonumber(L, -1);
+        if (!(v >= min))
+            luaL_error(L, "option '%s' must be at least %f", name, min);
+    }
+    lua_pop(L, 1);
+    return v;
+}
+
+static int opt_bool(lua_State *L, int idx, const char *name)
+{
+    lua_getfield(L, idx, name);
+    if (!lua_isnil(L, -1) && lua_type(L, -1) != LUA_TBOOLEAN)
+        luaL_error(L, "option '%s' must be a boolean", name);
+    int v = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    return v;
+}
+
+/* A function, or anything callable; returns a registry reference or LUA_NOREF. */
+static int opt_function(lua_State *L, int idx, const char *name)
+{
+    lua_getfield(L, idx, name);
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        return LUA_NOREF;
+    }
+    if (lua_type(L, -1) != LUA_TFUNCTION) {
+        if (!luaL_getmetafield(L, -1, "__call"))
+            luaL_error(L, "option '%s' must be a function", name);
+        lua_pop(L, 1);
+    }
+    return luaL_ref(L, LUA_REGISTRYINDEX);
+}
+
+/* Hooks ------------------------------------------------------------------------------------ */
+
+static void stash(lua_State *L, int *ref)
+{
+    if (*ref == LUA_NOREF)
+        *ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    else
+        lua_pop(L, 1);
+}
+
+/* Raises a stashed error, if any (after the core has returned). */
+static void reraise(lua_State *L, int *ref)
+{
+    if (*ref == LUA_NOREF)
+        return;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, *ref);
+    luaL_unref(L, LUA_REGISTRYINDEX, *ref);
+    *ref = LUA_NOREF;
+    lua_error(L);
+}
+
+static int64_t monotonic_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t hook_clock(void *ud)
+{
+    lclient *lc = ud;
+    lua_State *L = lc->L;
+    if (lc->clock_ref == LUA_NOREF || !L)
+        return monotonic_ms();
+    lua_rawgeti(L, LUA_REGISTRYINDEX, lc->clock_ref);
+    if (lua_pcall(L, 0, 1, 0) != 0) {
+        stash(L, &lc->hook_error_ref);
+        return monotonic_ms();
+    }
+    int64_t ms = (int64_t)(lua_tonumber(L, -1) * 1000.0);
+    lua_pop(L, 1);
+    return ms;
+}
+
+static void set_int(lua_State *L, const char *k, lua_Integer v)
+{
+    lua_pushinteger(L, v);
+    lua_setfield(L, -2, k);
+}
+
+static void set_str(lua_State *L, const char *k, const char *v)
+{
+    if (v) {
+        lua_pushstring(L, v);
+        lua_setfield(L, -2, k);
+    }
+}
+
+static void hook_log(void *ud, const a2g_event *ev)
+{
+    lclient *lc = ud;
+    lua_State *L = lc->L;
+    if (lc->log_ref == LUA_NOREF || !L)
+        return;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, lc->log_ref);
+    lua_createtable(L, 0, 8);
+    set_str(L, "event", ev->event);
+    set_str(L, "method", ev->method);
+    set_str(L, "path", ev->path);
+    if (ev->status)
+        set_int(L, "status", ev->status);
+    set_int(L, "attempt", ev->attempt);
+    if (ev->duration_ms) {
+        lua_pushnumber(L, (lua_Number)ev->duration_ms / 1000.0);
+        lua_setfield(L, -2, "duration");
+    }
+    if (ev->delay_ms) {
+        lua_pushnumber(L, (lua_Number)ev->delay_ms / 1000.0);
+        lua_setfield(L, -2, "delay");
+    }
+    set_str(L, "reason", ev->reason);
+    if (lua_pcall(L, 1, 0, 0) != 0)
+        stash(L, &lc->hook_error_ref);
+}
+
+/* Sinks and readers run inside libcurl's callbacks: under lua_pcall, an error stashed
+ * and the transfer aborted, never a longjmp through libcurl. */
+static int sink_write(void *ud, const char *data, size_t n)
+{
+    lrequest *lr = ud;
+    lua_State *L = lr->L;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, lr->sink_ref);
+    lua_pushlstring(L, data, n);
+    if (lua_pcall(L, 1, 0, 0) != 0) {
+        stash(L, &lr->error_ref);
+        lr->r->callback_failed = 1;
+        return -1;
+    }
+    return 0;
+}
+
+static size_t reader_read(void *ud, char *buf, size_t n, int *failed)
+{
+    lrequest *lr = ud;
+    lua_State *L = lr->L;
+    if (lr->leftover_pos >= lr->leftover.len) {
+        a2g_buf_reset(&lr->leftover);
+        lr->leftover_pos = 0;
+        lua_rawgeti(L, LUA_REGISTRYINDEX, lr->reader_ref);
+        if (lua_pcall(L, 0, 1, 0) != 0) {
+            stash(L, &lr->error_ref);
+            lr->r->callback_failed = 1;
+            *failed = 1;
+            return 0;
+        }
+        size_t len = 0;
+        const char *s = NULL;
+        if (lua_type(L, -1) == LUA_TSTRING)
+            s = lua_tolstring(L, -1, &len);
+        else if (!lua_isnil(L, -1)) {
+            lua_pushliteral(L, "body_reader must return a string or nil");
+            stash(L, &lr->error_ref);
+            lr->r->callback_failed = 1;
+            *failed = 1;
+            lua_pop(L, 1);
+            return 0;
+        }
+        if (len && a2g_buf_append(&lr->leftover, s, len) != 0) {
+            *failed = ENOMEM;
+            lua_pop(L, 1);
+            return 0;
+        }
+        lua_pop(L, 1);
+        if (!len)
+            return 0; /* the end of the body */
+    }
+    size_t avail = lr->leftover.len - lr->leftover_pos;
+    size_t k = avail < n ? avail : n;
+    memcpy(buf, lr->leftover.data + lr->leftover_pos, k);
+    lr->leftover_pos += k;
+    return k;
+}
+
+/* The client ------------------------------------------------------------------------- */
+
+static lclient *check_client(lua_State *L, int idx)
+{
+    lclient *lc = luaL_checkudata(L, idx, CLIENT_MT);
+    if (!lc->c)
+        luaL_error(L, "as2gateway: the client is closed");
+    lc->L = L;
+    return lc;
+}
+
+static const char *const CLIENT_OPTIONS[] = {
+    "url", "username", "password", "token", "token_expiry", "cainfo", "proxy",
+    "connect_timeout", "timeout", "low_speed_limit", "low_speed_time", "user_agent",
+    "rate_limit", "retries", "backoff_base", "backoff_cap", "retry_after_cap", "max_json",
+    "log", "clock", "sleep", NULL
+};
+
+/* core.new(options) -> client. The userdata starts closed, with its metatable set,
+ * before anything is acquired: whatever fails later, __gc can clean up. */
+static int l_new(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lclient *lc = lua_newuserdata(L, sizeof *lc);
+    memset(lc, 0, sizeof *lc);
+    lc->log_ref = lc->clock_ref = lc->sleep_ref = lc->hook_error_ref = LUA_NOREF;
+    luaL_setmetatable(L, CLIENT_MT);
+
+    check_keys(L, 1, "as2gateway.new", CLIENT_OPTIONS);
+    a2g_client_opts o;
+    memset(&o, 0, sizeof o);
+    o.url = opt_string(L, 1, "url");
+    if (!o.url)
+        return luaL_error(L, "as2gateway.new: option 'url' is required");
+    o.username = opt_string(L, 1, "username");
+    o.password = opt_string(L, 1, "password");
+    o.token = opt_string(L, 1, "token");
+    o.token_expiry_ms = (int64_t)opt_number(L, 1, "token_expiry", 0, 0);
+    if (!o.token && !(o.username && o.password))
+        return luaL_error(L, "as2gateway.new: give username and password, or token");
+    o.transport.cainfo = opt_string(L, 1, "cainfo");
+    o.transport.proxy = opt_string(L, 1, "proxy");
+    o.transport.user_agent = opt_string(L, 1, "user_agent");
+    if (!o.transport.user_agent)
+        o.transport.user_agent = "as2gateway-lua/0.1";
+    o.transport.connect_timeout_ms = (long)(opt_number(L, 1, "connect_timeout", 10, 0.001) * 1000);
+    o.transport.timeout_ms = (long)(opt_number(L, 1, "timeout", 0, 0) * 1000);
+    o.transport.low_speed_limit = (long)opt_number(L, 1, "low_speed_limit", 100, 0);
+    o.transport.low_speed_time = (long)opt_number(L, 1, "low_speed_time", 30, 0);
+    o.rate_limit = 50;
+    o.rate_window_ms = 10000;
+    lua_getfield(L, 1, "rate_limit");
+    if (lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1)) {
+        o.rate_limit = 0;
+    } else if (lua_type(L, -1) == LUA_TTABLE) {
+        int t = lua_gettop(L);
+        static const char *const rl_keys[] = { "requests", "window", NULL };
+        check_keys(L, t, "rate_limit", rl_keys);
+        o.rate_limit = (int)opt_number(L, t, "requests", 50, 1);
+        o.rate_window_ms = (int64_t)(opt_number(L, t, "window", 10, 0.001) * 1000);
+    } else if (!lua_isnil(L, -1)) {
+        return luaL_error(L, "option 'rate_limit' must be {requests=, window=} or false");
+    }
+    lua_pop(L, 1);
+    o.retries = (int)opt_number(L, 1, "retries", 5, 0);
+    o.backoff_base_ms = (int64_t)(opt_number(L, 1, "backoff_base", 0.5, 0) * 1000);
+    o.backoff_cap_ms = (int64_t)(opt_number(L, 1, "backoff_cap", 30, 0) * 1000);
+    o.retry_after_cap_ms = (int64_t)(opt_number(L, 1, "retry_after_cap", 120, 0) * 1000);
+    o.max_json = (size_t)opt_number(L, 1, "max_json", 16 * 1024 * 1024, 1024);
+
+    lc->log_ref = opt_function(L, 1, "log");
+    lc->clock_ref = opt_function(L, 1, "clock");
+    lc->sleep_ref = opt_function(L, 1, "sleep");
+
+    a2g_client *c = calloc(1, sizeof *c);
+    if (!c)
+        return luaL_error(L, "as2gateway.new: out of memory");
+    a2g_error err;
+    memset(&err, 0, sizeof err);
+    if (a2g_client_init(c, &o, &err) != 0) {
+        free(c);
+        return luaL_error(L, "as2gateway.new: %s", err.message);
+    }
+    c->clock = hook_clock;
+    c->clock_ud = lc;
+    c->log = hook_log;
+    c->log_ud = lc;
+    lc->c = c;
+    lc->L = L;
+    return 1;
+}
+
+static void request_close(lua_State *L, lrequest *lr);
+
+static void client_close(lua_State *L, lclient *lc)
+{
+    while (lc->requests)
+        request_close(L, lc->requests);
+    if (lc->c) {
+        a2g_client_free(lc->c);
+        free(lc->c);
+        lc->c = NULL;
+    }
+    int *refs[] = { &lc->log_ref, &lc->clock_ref, &lc->sleep_ref, &lc->hook_error_ref };
+    for (size_t i = 0; i < sizeof refs / sizeof *refs; i++) {
+        luaL_unref(L, LUA_REGISTRYINDEX, *refs[i]);
+        *refs[i] = LUA_NOREF;
+    }
+}
+
+/* close, __gc and __close: one idempotent function. */
+static int l_client_close(lua_State *L)
+{
+    lclient *lc = luaL_checkudata(L, 1, CLIENT_MT);
+    client_close(L, lc);
+    return 0;
+}
+
+static int l_client_stats(lua_State *L)
+{
+    lclient *lc = check_client(L, 1);
+    a2g_stats *s = &lc->c->stats;
+    lua_createtable(L, 0, 7);
+    set_int(L, "requests", (lua_Integer)s->requests);
+    set_int(L, "retries", (lua_Integer)s->retries);
+    set_int(L, "authorizations", (lua_Integer)s->authorizations);
+    set_int(L, "reauthentications", (lua_Integer)s->reauthentications);
+    set_int(L, "ratelimited", (lua_Integer)s->ratelimited);
+    set_int(L, "waits", (lua_Integer)s->waits);
+    lua_pushnumber(L, (lua_Number)s->waited_ms / 1000.0);
+    lua_setfield(L, -2, "waited");
+    return 1;
+}
+
+static int l_client_tostring(lua_State *L)
+{
+    lclient *lc = luaL_checkudata(L, 1, CLIENT_MT);
+    if (lc->c)
+        lua_pushfstring(L, "as2gateway client (%s)", lc->c->base.data);
+    else
+        lua_pushliteral(L, "as2gateway client (closed)");
+    return 1;
+}
+
+/* Requests ------------------------------------------------------------------------------- */
+
+static lrequest *check_request(lua_State *L, int idx)
+{
+    lrequest *lr = luaL_checkudata(L, idx, REQUEST_MT);
+    if (!lr->r)
+        luaL_error(L, "as2gateway: the request is closed");
+    if (!lr->owner->c)
+        luaL_error(L, "as2gateway: the client is closed");
+    lr->L = L;
+    lr->owner->L = L;
+    return lr;
+}
+
+static void request_close(lua_State *L, lrequest *lr)
+{
+    if (lr->r) {
+        a2g_request_free(lr->r);
+        lr->r = NULL;
+    }
+    if (lr->owner) {
+        for (lrequest **p = &lr->owner->requests; *p; p = &(*p)->next)
+            if (*p == lr) {
+                *p = lr->next;
+                break;
+            }
+        lr->owner = NULL;
+    }
+    a2g_buf_free(&lr->leftover);
+    int *refs[] = { &lr->client_ref, &lr->sink_ref, &lr->reader_ref, &lr->error_ref };
+    for (size_t i = 0; i < sizeof refs / sizeof *refs; i++) {
+        luaL_unref(L, LUA_REGISTRYINDEX, *refs[i]);
+        *refs[i] = LUA_NOREF;
+    }
+}
+
+static int l_request_close(lua_State *L)
+{
+    lrequest *lr = luaL_checkudata(L, 1, REQUEST_MT);
+    if (lr->owner || lr->r)
+        request_close(L, lr);
+    return 0;
+}
+
+static int valid_path(const char *p)
+{
+    if (*p != '/')
+        return 0;
+    for (; *p; p++) {
+        unsigned char c = (unsigned char)*p;
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
+              || strchr("/-._~%", c)))
+            return 0;
+    }
+    return 1;
+}
+
+/* Sorts the query's names so that the same call always makes the same URL. */
+static int build_path(lua_State *L, int spec, a2g_buf *path)
+{
+    lua_getfield(L, spec, "path");
+    if (lua_type(L, -1) == LUA_TSTRING) {
+        const char *p = lua_tostring(L, -1);
+        if (!valid_path(p))
+            luaL_error(L, "request: path must start with '/' and be percent-encoded "
+                          "(or give a list of segments)");
+        a2g_buf_appends(path, p);
+    } else if (lua_type(L, -1) == LUA_TTABLE) {
+        size_t n = lua_rawlen(L, -1);
+        if (n == 0)
+            luaL_error(L, "request: path has no segments");
+        for (size_t i = 1; i <= n; i++) {
+            lua_rawgeti(L, -1, (int)i);
+            size_t len;
+            const char *seg = lua_tolstring(L, -1, &len);
+            if (lua_type(L, -1) != LUA_TSTRING || len == 0)
+                luaL_error(L, "request: path segment %d must be a non-empty string", (int)i);
+            a2g_url_append_segment(path, seg, len);
+            lua_pop(L, 1);
+        }
+    } else {
+        luaL_error(L, "request: path must be a string or a list of segments");
+    }
+    lua_pop(L, 1);
+
+    lua_getfield(L, spec, "query");
+    if (!lua_isnil(L, -1)) {
+        luaL_checktype(L, -1, LUA_TTABLE);
+        int q = lua_gettop(L);
+        lua_newtable(L); /* the sorted names */
+        int names = lua_gettop(L), count = 0;
+        lua_pushnil(L);
+        while (lua_next(L, q)) {
+            lua_pop(L, 1);
+            if (lua_type(L, -1) != LUA_TSTRING)
+                luaL_error(L, "request: query names must be strings");
+            lua_pushvalue(L, -1);
+            lua_rawseti(L, names, ++count);
+        }
+        lua_getglobal(L, "table");
+        lua_getfield(L, -1, "sort");
+        lua_pushvalue(L, names);
+        lua_call(L, 1, 0);
+        lua_pop(L, 1);
+        for (int i = 1; i <= count; i++) {
+            lua_rawgeti(L, names, i);
+            const char *name = lua_tostring(L, -1);
+            lua_gettable(L, q);
+            lua_rawgeti(L, names, i);
+            lua_insert(L, -2);
+            const char *v;
+            size_t vlen;
+            char num[32];
+            if (lua_type(L, -1) == LUA_TBOOLEAN) {
+                v = lua_toboolean(L, -1) ? "true" : "false";
+                vlen = strlen(v);
+            } else if (lua_type(L, -1) == LUA_TNUMBER) {
+                lua_Number x = lua_tonumber(L, -1);
+                if (x == (lua_Number)(long long)x)
+                    snprintf(num, sizeof num, "%lld", (long long)x);
+                else
+                    snprintf(num, sizeof num, "%.17g", (double)x);
+                v = num;
+                vlen = strlen(num);
+            } else if (lua_type(L, -1) == LUA_TSTRING) {
+                v = lua_tolstring(L, -1, &vlen);
+            } else {
+                return luaL_error(L, "request: query value of '%s' must be a string, number "
+                                     "or boolean", name);
+            }
+            a2g_url_append_query(path, name, v, vlen);
+            lua_pop(L, 2);
+        }
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    return 0;
+}
+
+static const char *const REQUEST_OPTIONS[] = {
+    "method", "path", "query", "headers", "body", "body_file", "body_reader", "to_file",
+    "no_clobber", "sink", "json", "send", NULL
+};
+
+/* client:request(spec) -> request: a step-wise request (see request:step). */
+static int l_client_request(lua_State *L)
+{
+    lclient *lc = check_client(L, 1);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    check_keys(L, 2, "request", REQUEST_OPTIONS);
+
+    lrequest *lr = lua_newuserdata(L, sizeof *lr);
+    memset(lr, 0, sizeof *lr);
+    lr->client_ref = lr->sink_ref = lr->reader_ref = lr->error_ref = LUA_NOREF;
+    a2g_buf_init(&lr->leftover, 0);
+    luaL_setmetatable(L, REQUEST_MT);
+    int self = lua_gettop(L);
+    lr->L = L;
+
+    const char *method = opt_string(L, 2, "method");
+    if (!method)
+        method = "GET";
+    if (strcmp(method, "GET") && strcmp(method, "POST") && strcmp(method, "DELETE"))
+        return luaL_error(L, "request: method must be GET, POST or DELETE");
+
+    a2g_buf path;
+    a2g_buf_init(&path, 0);
+    build_path(L, 2, &path);
+    a2g_error err;
+    memset(&err, 0, sizeof err);
+    lr->r = a2g_request_new(lc->c, method, path.data, &err);
+    a2g_buf_free(&path);
+    if (!lr->r)
+        return luaL_error(L, "request: %s", err.message);
+    lr->owner = lc;
+    lr->next = lc->requests;
+    lc->requests = lr;
+    lua_pushvalue(L, 1);
+    lr->client_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    a2g_request *r = lr->r;
+    r->is_send = opt_bool(L, 2, "send");
+    lr->json = opt_bool(L, 2, "json");
+
+    lua_getfield(L, 2, "headers");
+    if (!lua_isnil(L, -1)) {
+        luaL_checktype(L, -1, LUA_TTABLE);
+        lua_pushnil(L);
+        while (lua_next(L, -2)) {
+            if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING)
+                return luaL_error(L, "request: headers must map names to strings");
+            if (a2g_request_header(r, lua_tostring(L, -2), lua_tostring(L, -1), &err) != 0)
+                return luaL_error(L, "request: %s", err.message);
+            lua_pop(L, 1);
+        }
+    }
+    lua_pop(L, 1);
+
+    int bodies = 0;
+    lua_getfield(L, 2, "body");
+    if (!lua_isnil(L, -1)) {
+        size_t len;
+        const char *b = luaL_checklstring(L, -1, &len);
+        if (a2g_source_memory(&r->source, b, len, &err) != 0)
+            return luaL_error(L, "request: %s", err.message);
+        bodies++;
+    }
+    lua_pop(L, 1);
+    const char *body_file = opt_string(L, 2, "body_file");
+    if (body_file) {
+        bodies++;
+        if (a2g_source_file(&r->source, body_file, &err) != 0) {
+            /* a missing or unreadable file is the caller's to handle */
+            lua_pushnil(L);
+            push_error(L, "invalid", err.message, 0);
+            request_close(L, lr);
+            return 2;
+        }
+    }
+    lr->reader_ref = opt_function(L, 2, "body_reader");
+    if (lr->reader_ref != LUA_NOREF) {
+        bodies++;
+        a2g_source_reader(&r->source, reader_read, lr);
+    }
+    if (bodies > 1)
+        return luaL_error(L, "request: give at most one of body, body_file, body_reader");
+
+    const char *to_file = opt_string(L, 2, "to_file");
+    lr->sink_ref = opt_function(L, 2, "sink");
+    if (to_file && lr->sink_ref != LUA_NOREF)
+        return luaL_error(L, "request: give to_file or sink, not both");
+    if (to_file) {
+        a2g_sink_free(&r->sink);
+        if (a2g_sink_file(&r->sink, to_file, opt_bool(L, 2, "no_clobber"), &err) != 0)
+            return luaL_error(L, "request: %s", err.message);
+    } else if (lr->sink_ref != LUA_NOREF) {
+        a2g_sink_free(&r->sink);
+        a2g_sink_writer(&r->sink, sink_write, lr);
+    }
+    lua_pushvalue(L, self);
+    return 1;
+}
+
+/* Pushes the outcome of a finished request: a result table, or nil and an error. A
+ * callback's error is raised instead. */
+static int push_result(lua_State *L, lrequest *lr)
+{
+    a2g_request *r = lr->r;
+    reraise(L, &lr->error_ref);
+    if (r->err.kind != A2G_OK)
+        return push_fail(L, &r->err);
+    lua_createtable(L, 0, 8);
+    set_int(L, "status", r->status);
+    set_str(L, "content_type", r->content_type);
+    set_str(L, "link", r->link);
+    if (r->filename) {
+        lua_pushlstring(L, r->filename, r->filename_len);
+        lua_setfield(L, -2, "filename");
+    }
+    if (r->has_truncation) {
+        lua_createtable(L, 0, 2);
+        set_int(L, "message", r->truncation_message);
+        set_int(L, "attachment", r->truncation_attachment);
+        lua_setfield(L, -2, "truncation");
+    }
+    lua_pushnumber(L, (lua_Number)r->sink.written);
+    lua_setfield(L, -2, "bytes");
+    if (r->sink.kind == A2G_SINK_FILE) {
+        set_str(L, "path", r->sink.path);
+    } else if (r->sink.kind == A2G_SINK_MEMORY) {
+        const char *data = r->sink.mem.data ? r->sink.mem.data : "";
+        if (lr->json) {
+            lua_getfield(L, LUA_REGISTRYINDEX, DECODE_KEY);
+            lua_pushlstring(L, data, r->sink.mem.len);
+            lua_call(L, 1, 2);
+            if (lua_isnil(L, -2)) {
+                lua_pop(L, 3);
+                a2g_error e;
+                a2g_fail(&e, A2G_PROTOCOL, r->status, "the answer is not valid JSON");
+                return push_fail(L, &e);
+            }
+            lua_pop(L, 1);
+            lua_setfield(L, -2, "json");
+        } else {
+            lua_pushlstring(L, data, r->sink.mem.len);
+            lua_setfield(L, -2, "body");
+        }
+    }
+    return 1;
+}
+
+/* request:step([wait]) -> "done" | "sleep", seconds | "io", seconds. `wait` is how long
+ * this call may block on the network (seconds, default 0). */
+static int l_request_step(lua_State *L)
+{
+    lrequest *lr = check_request(L, 1);
+    int wait_ms = (int)(luaL_optnumber(L, 2, 0) * 1000);
+    int64_t sleep_ms = 0;
+    a2g_step s = a2g_request_step(lr->r, wait_ms, &sleep_ms);
+    reraise(L, &lr->owner->hook_error_ref);
+    switch (s) {
+    case A2G_STEP_DONE:
+        lua_pushliteral(L, "done");
+        return 1;
+    case A2G_STEP_SLEEP:
+        lua_pushliteral(L, "sleep");
+        break;
+    default:
+        lua_pushliteral(L, "io");
+        break;
+    }
+    lua_pushnumber(L, (lua_Number)sleep_ms / 1000.0);
+    return 2;
+}
+
+static int l_request_result(lua_State *L)
+{
+    lrequest *lr = check_request(L, 1);
+    if (!a2g_request_done(lr->r))
+        return luaL_error(L, "as2gateway: the request has not finished");
+    return push_result(L, lr);
+}
+
+static void sleep_ms(lua_State *L, lclient *lc, int64_t ms)
+{
+    if (lc->sleep_ref != LUA_NOREF) {
+        lua_rawgeti(L, LUA_REGISTRYINDEX, lc->sleep_ref);
+        lua_pushnumber(L, (lua_Number)ms / 1000.0);
+        lua_call(L, 1, 0); /* no transfer is in flight here: an error may propagate */
+        return;
+    }
+    struct timespec ts = { (time_t)(ms / 1000), (long)(ms % 1000) * 1000000L };
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+/* Runs a request to its end, blocking; sleeps through the `sleep` hook. */
+static int run(lua_State *L, int req)
+{
+    lrequest *lr = check_request(L, req);
+    for (;;) {
+        int64_t ms = 0;
+        a2g_step s = a2g_request_step(lr->r, 1000, &ms);
+        reraise(L, &lr->owner->hook_error_ref);
+        if (s == A2G_STEP_DONE)
+            break;
+        if (s == A2G_STEP_SLEEP)
+            sleep_ms(L, lr->owner, ms);
+    }
+    int n = push_result(L, lr);
+    return n;
+}
+
+/* client:perform(spec) -> result | nil, err */
+static int l_client_perform(lua_State *L)
+{
+    check_client(L, 1);
+    lua_settop(L, 2);
+    lua_pushcfunction(L, l_client_request);
+    lua_pushvalue(L, 1);
+    lua_pushvalue(L, 2);
+    lua_call(L, 2, 2);
+    if (lua_isnil(L, -2))
+        return 2;
+    lua_pop(L, 1);
+    int req = lua_gettop(L);
+    int n = run(L, req);
+    /* close the request now rather than at the next collection: it holds a
+     * connection slot and maybe a temporary file */
+    lrequest *lr = lua_touserdata(L, req);
+    request_close(L, lr);
+    return n;
+}
+
+/* client:authorize() -> token, expiry (ms) | nil, err: logs in now. */
+static int l_client_authorize(lua_State *L)
+{
+    lclient *lc = check_client(L, 1);
+    if (!a2g_auth_can_login(&lc->c->auth))
+        return luaL_error(L, "as2gateway: authorize needs username and password");
+    lua_settop(L, 1);
+    lua_pushcfunction(L, l_client_request);
+    lua_pushvalue(L, 1);
+    lua_createtable(L, 0, 2);
+    lua_pushliteral(L, "POST");
+    lua_setfield(L, -2, "method");
+    lua_pushliteral(L, "/authorize");
+    lua_setfield(L, -2, "path");
+    lua_call(L, 2, 1);
+    int req = lua_gettop(L);
+    lrequest *lr = lua_touserdata(L, req);
+    lr->r->is_login = 1;
+    int n = run(L, req);
+    if (n == 1) {
+        lua_pop(L, 1);
+        lua_pushstring(L, lc->c->auth.token);
+        lua_pushnumber(L, (lua_Number)lc->c->auth.expiry_ms);
+        n = 2;
+    }
+    request_close(L, lr);
+    return n;
+}
+
+/* Parsers, exposed for the Lua layer and for tests ------------------------------------------ */
+
+static int l_sanitize_filename(lua_State *L)
+{
+    size_t len;
+    const char *s = luaL_checklstring(L, 1, &len);
+    char out[A2G_NAME_MAX + 1];
+    size_t n = a2g_sanitize_filename(s, len, out);
+    lua_pushlstring(L, out, n);
+    return 1;
+}
+
+static int l_parse_retry_after(lua_State *L)
+{
+    const char *v = luaL_checkstring(L, 1);
+    time_t now = (time_t)luaL_optnumber(L, 2, (lua_Number)time(NULL));
+    long cap = (long)luaL_optinteger(L, 3, 120), secs;
+    if (a2g_parse_retry_after(v, now, cap, &secs) != 0)
+        return 0;
+    lua_pushinteger(L, secs);
+    return 1;
+}
+
+static int l_parse_truncation_index(lua_State *L)
+{
+    long m, a;
+    if (a2g_parse_truncation_index(luaL_checkstring(L, 1), &m, &a) != 0)
+        return 0;
+    lua_pushinteger(L, m);
+    lua_pushinteger(L, a);
+    return 2;
+}
+
+static int l_parse_link(lua_State *L)
+{
+    char *url = a2g_parse_link(luaL_checkstring(L, 1));
+    if (!url)
+        return 0;
+    lua_pushstring(L, url);
+    free(url);
+    return 1;
+}
+
+static int l_disposition_filename(lua_State *L)
+{
+    size_t n;
+    char *name = a2g_disposition_filename(luaL_checkstring(L, 1), &n);
+    if (!name)
+        return 0;
+    lua_pushlstring(L, name, n);
+    free(name);
+    return 1;
+}
+
+/* Registration ------------------------------------------------------------------------------- */
+
+static const luaL_Reg client_methods[] = {
+    { "request", l_client_request },
+    { "perform", l_client_perform },
+    { "authorize", l_client_authorize },
+    { "stats", l_client_stats },
+    { "close", l_client_close },
+    { NULL, NULL }
+};
+
+static const luaL_Reg request_methods[] = {
+    { "step", l_request_step },
+    { "result", l_request_result },
+    { "close", l_request_close },
+    { NULL, NULL }
+};
+
+static const luaL_Reg functions[] = {
+    { "new", l_new },
+    { "error", l_error },
+    { "sanitize_filename", l_sanitize_filename },
+    { "parse_retry_after", l_parse_retry_after },
+    { "parse_truncation_index", l_parse_truncation_index },
+    { "parse_link", l_parse_link },
+    { "disposition_filename", l_disposition_filename },
+    { NULL, NULL }
+};
+
+static void new_class(lua_State *L, const char *name, const luaL_Reg *methods,
+                      lua_CFunction close, lua_CFunction tostring)
+{
+    luaL_newmetatable(L, name);
+    lua_newtable(L);
+    luaL_setfuncs(L, methods, 0);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, close);
+    lua_setfield(L, -2, "__gc");
+#if LUA_VERSION_NUM >= 504
+    lua_pushcfunction(L, close);
+    lua_setfield(L, -2, "__close");
+#endif
+    if (tostring) {
+        lua_pushcfunction(L, tostring);
+        lua_setfield(L, -2, "__tostring");
+    }
+    lua_pop(L, 1);
+}
+
+__attribute__((visibility("default"))) int luaopen_as2gateway_core(lua_State *L)
+{
+    static int curl_ready = 0;
+    if (!curl_ready) {
+        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+            return luaL_error(L, "as2gateway.core: libcurl failed to initialise");
+        curl_ready = 1;
+    }
+    lua_getglobal(L, "require");
+    lua_pushliteral(L, "cjson.safe");
+    lua_call(L, 1, 1);
+    lua_getfield(L, -1, "decode");
+    lua_setfield(L, LUA_REGISTRYINDEX, DECODE_KEY);
+    lua_pop(L, 1);
+    new_class(L, CLIENT_MT, client_methods, l_client_close, l_client_tostring);
+    new_class(L, REQUEST_MT, request_methods, l_request_close, NULL);
+    luaL_newmetatable(L, ERROR_MT);
+    lua_pushcfunction(L, error_tostring);
+    lua_setfield(L, -2, "__tostring");
+    lua_pushliteral(L, "as2gateway.error");
+    lua_setfield(L, -2, "__name");
+    lua_pop(L, 1);
+
+    luaL_newlib(L, functions);
+    lua_createtable(L, A2G_KIND_COUNT - 1, 0);
+    for (int k = 1; k < A2G_KIND_COUNT; k++) {
+        lua_pushstring(L, a2g_kind_name((a2g_kind)k));
+        lua_rawseti(L, -2, k);
+    }
+    lua_setfield(L, -2, "kinds");
+    lua_pushliteral(L, "0.1.0");
+    lua_setfield(L, -2, "_VERSION");
+    return 1;
+}
