@@ -2,7 +2,6 @@
 # packages it needs first (see `deps`), so a fresh Debian machine needs nothing else.
 
 LUA       ?= lua5.4
-BUSTED    ?= busted --lua=$(LUA)
 PREFIX    ?= /usr/local
 DESTDIR   ?=
 LUA_SHARE ?= $(PREFIX)/share/lua/5.4
@@ -12,7 +11,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # What the specs, the sandbox and the tools need from Debian.
 DEB_PACKAGES := lua5.4 liblua5.4-dev libluajit2-5.1-dev luajit2 libcurl4-openssl-dev \
                 lua-cjson lua-busted lua-check nginx libnginx-mod-http-lua openssl curl \
-                unzip ca-certificates gcc make pkg-config
+                unzip ca-certificates gcc make pkg-config luarocks lua5.1 liblua5.1-0-dev
 BENCH_PACKAGES := wrk
 
 .PHONY: all deps bench-deps build test lint demo sandbox-start sandbox-stop \
@@ -63,9 +62,11 @@ $(CORE_JIT): $(CORE_SRC) $(CORE_HDR)
 
 # Runs the specs against a sandbox: the one described by the AS2G_* variables when
 # they are set (eval "$$(bin/as2g-sandbox start)"), otherwise a fresh one for the run.
+SPECS := sh -c 'busted --run=default && busted --run=jit'
+
 test: build
-	@if [ -n "$${AS2G_SANDBOX_SECRET:-}" ]; then $(BUSTED); \
-	else bin/as2g-sandbox run -- $(BUSTED); fi
+	@if [ -n "$${AS2G_SANDBOX_SECRET:-}" ]; then $(SPECS); \
+	else bin/as2g-sandbox run -- $(SPECS); fi
 
 lint: deps
 	luacheck --no-color .
@@ -80,14 +81,27 @@ bench: bench-sandbox
 bench-sandbox: bench-deps
 	bench/sandbox_throughput.sh
 
-install:
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(LUA_SHARE)/as2gateway/sandbox
+# Installs the Lua 5.4 build under lib/lua/5.4 and the LuaJIT build (OpenResty)
+# under lib/lua/5.1, the Lua modules beside each, and the tools.
+LUA_DIRS := 5.4:lua54 5.1:luajit
+
+install: build
+	install -d $(DESTDIR)$(PREFIX)/bin
 	install -m 0755 bin/as2g-sandbox $(DESTDIR)$(PREFIX)/bin/
-	install -m 0644 lua/as2gateway/sandbox/*.lua $(DESTDIR)$(LUA_SHARE)/as2gateway/sandbox/
+	for pair in $(LUA_DIRS); do \
+	  v=$${pair%%:*}; b=$${pair#*:}; \
+	  lib=$(DESTDIR)$(PREFIX)/lib/lua/$$v; share=$(DESTDIR)$(PREFIX)/share/lua/$$v; \
+	  install -d $$lib/as2gateway $$share/as2gateway/sandbox && \
+	  install -m 0755 build/$$b/as2gateway/core.so $$lib/as2gateway/ && \
+	  install -m 0644 lua/as2gateway/*.lua $$share/as2gateway/ && \
+	  install -m 0644 lua/as2gateway/sandbox/*.lua $$share/as2gateway/sandbox/ || exit 1; \
+	done
 
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/bin/as2g-sandbox
-	rm -rf $(DESTDIR)$(LUA_SHARE)/as2gateway/sandbox
+	for v in 5.4 5.1; do \
+	  rm -rf $(DESTDIR)$(PREFIX)/lib/lua/$$v/as2gateway $(DESTDIR)$(PREFIX)/share/lua/$$v/as2gateway; \
+	done
 
 clean:
 	rm -rf build inbox

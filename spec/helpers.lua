@@ -208,4 +208,11 @@ function M.zip_read(path, entry)
   return d
 end
 
+-- Options for as2gateway.core.new / as2gateway.new against this sandbox.
+function M.core_options(extra)
+  local o = { url = M.url, username = M.username, password = M.password, cainfo = M.ca }
+  for k, v in pairs(extra or {}) do o[k] = v end
+  return o
+end
+
 return M

@@ -1,0 +1,60 @@
+-- LuaRocks spec: `luarocks make rockspec/as2gateway-scm-1.rockspec` from a checkout.
+-- lua-cjson is needed at run time; it is not listed as a rock dependency so that the
+-- build works offline on Debian, where the lua-cjson package provides it (elsewhere:
+-- `luarocks install lua-cjson`).
+rockspec_format = "3.0"
+package = "as2gateway"
+version = "scm-1"
+source = {
+  url = "git+https://github.com/as2gateway/as2gateway-lua.git",
+}
+description = {
+  summary = "Client for the AS2 Gateway REST API v1, with a local sandbox gateway",
+  detailed = [[
+Send EDI/XML files to trading partners over AS2 Gateway, list and fetch received,
+sent, failed and queued messages, download attachments and MDNs. A C core on libcurl
+(connection reuse, token auth, an exact client-side rate limit, streaming uploads and
+downloads) under a pure-Lua API, plus bin/as2g-sandbox: a local gateway on nginx.
+]],
+  license = "MIT",
+  labels = { "as2", "edi", "http", "libcurl" },
+}
+dependencies = {
+  "lua >= 5.1",
+}
+external_dependencies = {
+  -- by library only: Debian keeps curl/curl.h in a multiarch include directory that
+  -- the compiler searches but LuaRocks does not
+  CURL = { library = "curl" },
+}
+build = {
+  type = "builtin",
+  modules = {
+    ["as2gateway.core"] = {
+      sources = {
+        "csrc/buf.c", "csrc/error.c", "csrc/json.c", "csrc/headers.c", "csrc/url.c",
+        "csrc/ratelimit.c", "csrc/auth.c", "csrc/stream.c", "csrc/transport.c",
+        "csrc/client.c", "csrc/lcore.c",
+      },
+      defines = { "_GNU_SOURCE" },
+      incdirs = { "$(CURL_INCDIR)" },
+      libdirs = { "$(CURL_LIBDIR)" },
+      libraries = { "curl" },
+    },
+    ["as2gateway"] = "lua/as2gateway/init.lua",
+    ["as2gateway.sandbox.api"] = "lua/as2gateway/sandbox/api.lua",
+    ["as2gateway.sandbox.control"] = "lua/as2gateway/sandbox/control.lua",
+    ["as2gateway.sandbox.crypto"] = "lua/as2gateway/sandbox/crypto.lua",
+    ["as2gateway.sandbox.http"] = "lua/as2gateway/sandbox/http.lua",
+    ["as2gateway.sandbox.jwt"] = "lua/as2gateway/sandbox/jwt.lua",
+    ["as2gateway.sandbox.multipart"] = "lua/as2gateway/sandbox/multipart.lua",
+    ["as2gateway.sandbox.seed"] = "lua/as2gateway/sandbox/seed.lua",
+    ["as2gateway.sandbox.server"] = "lua/as2gateway/sandbox/server.lua",
+    ["as2gateway.sandbox.state"] = "lua/as2gateway/sandbox/state.lua",
+    ["as2gateway.sandbox.zip"] = "lua/as2gateway/sandbox/zip.lua",
+  },
+  install = {
+    bin = { ["as2g-sandbox"] = "bin/as2g-sandbox" },
+  },
+  copy_directories = { "docs" },
+}
