@@ -14,8 +14,8 @@ DEB_PACKAGES := lua5.4 liblua5.4-dev libluajit2-5.1-dev luajit2 libcurl4-openssl
                 unzip ca-certificates gcc make pkg-config luarocks lua5.1 liblua5.1-0-dev
 BENCH_PACKAGES := wrk
 
-.PHONY: all deps bench-deps build test lint demo sandbox-start sandbox-stop \
-        bench bench-sandbox install uninstall clean
+.PHONY: all deps bench-deps build test lint demo bench bench-sandbox bench-client \
+        install uninstall clean
 
 all: build
 
@@ -76,10 +76,16 @@ lint: deps
 demo: build
 	bin/as2g-sandbox run -- examples/quickstart.sh
 
-bench: bench-sandbox
+bench: bench-sandbox bench-client
 
 bench-sandbox: bench-deps
 	bench/sandbox_throughput.sh
+
+# The client's benchmarks, each against a fresh sandbox: streaming memory, and rate
+# limit utilisation (about 20 s).
+bench-client: build
+	bin/as2g-sandbox run -- $(LUA) bench/memory.lua
+	bin/as2g-sandbox run -- $(LUA) bench/ratelimit.lua
 
 # Installs the Lua 5.4 build under lib/lua/5.4 and the LuaJIT build (OpenResty)
 # under lib/lua/5.1, the Lua modules beside each, and the tools.
