@@ -2,6 +2,7 @@
 -- inside nginx (LuaJIT + ngx_lua).
 std = "lua54"
 max_line_length = 100
+max_comment_line_length = 160 -- LuaLS annotations list every value
 files["lua/as2gateway/sandbox"] = { std = "luajit+ngx_lua" }
 files["spec"] = { std = "+busted" }
 exclude_files = { ".luarocks", "build" }

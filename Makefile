@@ -9,12 +9,12 @@ LUA_SHARE ?= $(PREFIX)/share/lua/5.4
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 # What the specs, the sandbox and the tools need from Debian.
-DEB_PACKAGES := lua5.4 liblua5.4-dev libluajit2-5.1-dev luajit2 libcurl4-openssl-dev \
+DEB_PACKAGES := lua5.4 liblua5.4-dev libluajit2-5.1-dev luajit2 libcurl4-openssl-dev libzip-dev \
                 lua-cjson lua-busted lua-check nginx libnginx-mod-http-lua openssl curl \
                 unzip ca-certificates gcc make pkg-config luarocks lua5.1 liblua5.1-0-dev
 BENCH_PACKAGES := wrk
 
-.PHONY: all deps bench-deps build test lint demo bench bench-sandbox bench-client \
+.PHONY: all deps bench-deps build test valgrind lint demo bench bench-sandbox bench-client \
         install uninstall clean
 
 all: build
@@ -40,11 +40,11 @@ bench-deps: deps
 # The C core, built once per Lua ABI: Lua 5.4 and LuaJIT (OpenResty). No -llua: the
 # interpreter provides the Lua API.
 CORE_SRC := $(addprefix csrc/,buf.c error.c json.c headers.c url.c ratelimit.c auth.c \
-              stream.c transport.c client.c lcore.c)
+              stream.c transport.c client.c fs.c unzip.c lcore.c lutil.c)
 CORE_HDR := $(wildcard csrc/*.h)
 CFLAGS   ?= -O2 -g
 CORE_CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -fPIC -fvisibility=hidden
-CORE_LDLIBS := -lcurl
+CORE_LDLIBS := -lcurl -lzip
 CORE_54  := build/lua54/as2gateway/core.so
 CORE_JIT := build/luajit/as2gateway/core.so
 
@@ -67,6 +67,14 @@ SPECS := sh -c 'busted --run=default && busted --run=jit'
 test: build
 	@if [ -n "$${AS2G_SANDBOX_SECRET:-}" ]; then $(SPECS); \
 	else bin/as2g-sandbox run -- $(SPECS); fi
+
+# The core's specs under valgrind's memcheck: no definite leaks, no invalid access.
+valgrind: build
+	$(call apt_install,valgrind)
+	@if [ -n "$${AS2G_SANDBOX_SECRET:-}" ]; then $(VALGRIND_SPECS); \
+	else bin/as2g-sandbox run -- $(VALGRIND_SPECS); fi
+
+VALGRIND_SPECS := busted --run=default --lua=spec/valgrind-lua5.4 spec/core
 
 lint: deps
 	luacheck --no-color .

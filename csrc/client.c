@@ -110,6 +110,8 @@ a2g_request *a2g_request_new(a2g_client *c, const char *method, const char *path
     snprintf(r->method, sizeof r->method, "%s", method);
     a2g_buf_init(&r->path, 0);
     a2g_buf_init(&r->url, 0);
+    a2g_buf_init(&r->target, 0);
+    a2g_buf_init(&r->login_target, 0);
     a2g_buf_init(&r->xfer.errbody, 0);
     a2g_source_none(&r->source);
     a2g_source_none(&r->login_body);
@@ -182,6 +184,8 @@ static void fail_with_answer(a2g_request *r, a2g_kind kind, const char *what)
         for (size_t i = 0; i < len; i++)
             if ((unsigned char)msg[i] < 0x20)
                 msg[i] = ' ';
+        /* before it is cut to length: a secret cut in half would escape redaction */
+        redact(r->c, msg);
         a2g_fail(&r->err, kind, x->status, "%s: %.300s", what, msg);
     } else {
         a2g_fail(&r->err, kind, x->status, "%s: the gateway answered HTTP %ld", what,
@@ -206,13 +210,24 @@ static int fail(a2g_request *r, a2g_kind kind, long status, const char *fmt, con
     return -1;
 }
 
+/* Header lists may hold the token: zero them before they go back to the allocator. */
+static void free_headers(struct curl_slist *l)
+{
+    for (struct curl_slist *e = l; e; e = e->next) {
+        volatile char *p = e->data;
+        while (*p)
+            *p++ = 0;
+    }
+    curl_slist_free_all(l);
+}
+
 static int build_transfer(a2g_request *r, int login)
 {
     a2g_client *c = r->c;
     a2g_xfer *x = &r->xfer;
     struct curl_slist *h = NULL;
     char *line = NULL;
-    curl_slist_free_all(r->headers);
+    free_headers(r->headers);
     r->headers = NULL;
     a2g_buf_reset(&r->url);
     if (login) {
@@ -221,8 +236,10 @@ static int build_transfer(a2g_request *r, int login)
         a2g_source_free(&r->login_body);
         if (a2g_auth_request(&c->auth, &login_json) != 0
             || a2g_source_memory(&r->login_body, login_json.data, login_json.len, &r->err) != 0
-            || a2g_buf_append(&r->url, c->base.data, c->base.len) != 0
-            || a2g_buf_appends(&r->url, "/authorize") != 0) {
+            || (r->login_target.len
+                    ? a2g_buf_append(&r->url, r->login_target.data, r->login_target.len)
+                    : (a2g_buf_append(&r->url, c->base.data, c->base.len)
+                       || a2g_buf_appends(&r->url, "/authorize"))) != 0) {
             a2g_buf_free(&login_json);
             return fail(r, A2G_IO, 0, "%s", "cannot build the /authorize request");
         }
@@ -234,9 +251,10 @@ static int build_transfer(a2g_request *r, int login)
         x->sink = &r->login_answer;
         a2g_sink_restart(&r->login_answer);
     } else {
-        if (r->redirects == 0
-            && (a2g_buf_append(&r->url, c->base.data, c->base.len) != 0
-                || a2g_buf_append(&r->url, r->path.data, r->path.len) != 0))
+        if (r->target.len
+                ? a2g_buf_append(&r->url, r->target.data, r->target.len) != 0
+                : (a2g_buf_append(&r->url, c->base.data, c->base.len) != 0
+                   || a2g_buf_append(&r->url, r->path.data, r->path.len) != 0))
             return fail(r, A2G_IO, 0, "%s", "out of memory");
         r->used_token = c->auth.token != NULL;
         if (c->auth.token) {
@@ -374,7 +392,11 @@ static void collect_answer(a2g_request *r)
         }
         r->has_truncation = 1;
     }
-    if (a2g_sink_commit(&r->sink, &r->err) != 0) {
+    int rc = r->sink.kind == A2G_SINK_DIR
+                 ? a2g_sink_commit_named(&r->sink, r->filename, r->filename_len, "attachment",
+                                         &r->err)
+                 : a2g_sink_commit(&r->sink, &r->err);
+    if (rc != 0) {
         finish(r);
         return;
     }
@@ -382,13 +404,16 @@ static void collect_answer(a2g_request *r)
     finish(r);
 }
 
-static void on_redirect(a2g_request *r)
+/* Follows a same-origin redirect of the request's own transfer or (login) of its
+ * /authorize: the next attempt of that transfer goes to the target. */
+static void on_redirect(a2g_request *r, int login)
 {
     a2g_client *c = r->c;
     const char *loc = a2g_transport_header(&c->transport, "Location");
     long s = r->xfer.status;
     int keeps_method = s == 307 || s == 308;
-    if (!loc || r->redirects >= MAX_REDIRECTS || (!keeps_method && strcmp(r->method, "GET"))) {
+    const char *method = login ? "POST" : r->method;
+    if (!loc || r->redirects >= MAX_REDIRECTS || (!keeps_method && strcmp(method, "GET"))) {
         fail_with_answer(r, A2G_REDIRECT, "redirect not followed");
         finish(r);
         return;
@@ -406,17 +431,23 @@ static void on_redirect(a2g_request *r)
              "only sent to the configured host over HTTPS)");
         return;
     }
-    if (a2g_source_rewind(&r->source) != 0) {
+    if (!login && a2g_source_rewind(&r->source) != 0) {
         curl_free(target);
         fail(r, A2G_REDIRECT, s, "%s", "redirect needs the body again, but it came from a "
              "reader");
         return;
     }
-    a2g_buf_reset(&r->url);
-    a2g_buf_appends(&r->url, target);
+    a2g_buf *dst = login ? &r->login_target : &r->target;
+    a2g_buf_reset(dst);
+    int oom = a2g_buf_appends(dst, target);
     curl_free(target);
+    if (oom != 0) {
+        fail(r, A2G_IO, 0, "%s", "out of memory");
+        return;
+    }
     r->redirects++;
-    a2g_sink_restart(&r->sink);
+    if (!login)
+        a2g_sink_restart(&r->sink);
     r->phase = IDLE;
 }
 
@@ -450,10 +481,11 @@ static void on_login_done(a2g_request *r, int64_t now)
         }
         return;
     }
-    /* the answer went to the login sink: show its message like any other */
-    a2g_buf_reset(&x->errbody);
-    a2g_buf_append(&x->errbody, r->login_answer.mem.data, r->login_answer.mem.len);
-    if (x->status == 429)
+    /* a non-2xx answer went to errbody like any other (the login sink takes 2xx only):
+     * its Generic Response message is shown */
+    if (x->status >= 300 && x->status < 400)
+        on_redirect(r, 1); /* a loopback http:// base: on to https:// */
+    else if (x->status == 429)
         on_ratelimited(r, now);
     else if (x->status >= 500)
         retry_or_fail(r, A2G_HTTP, "the gateway failed to authorize", backoff(r));
@@ -471,8 +503,7 @@ static void on_main_done(a2g_request *r, int64_t now)
     a2g_client *c = r->c;
     a2g_xfer *x = &r->xfer;
     if (x->result != CURLE_OK) {
-        if (r->callback_failed || (x->sink_failed && r->sink.kind == A2G_SINK_WRITER)
-            || r->source.kind == A2G_SRC_READER ? r->callback_failed : 0) {
+        if (r->callback_failed) {
             fail(r, A2G_CALLBACK, 0, "%s", "a callback raised an error");
             return;
         }
@@ -511,7 +542,7 @@ static void on_main_done(a2g_request *r, int64_t now)
     if (s >= 200 && s < 300) {
         collect_answer(r);
     } else if (s >= 300 && s < 400) {
-        on_redirect(r);
+        on_redirect(r, 0);
     } else if (s == 401) {
         if (!r->reauthed && r->used_token && a2g_auth_can_login(&c->auth)) {
             /* the token expired or was revoked early: log in again, once */
@@ -632,10 +663,12 @@ void a2g_request_free(a2g_request *r)
     a2g_sink_free(&r->login_answer);
     a2g_source_free(&r->source);
     a2g_source_free(&r->login_body);
-    curl_slist_free_all(r->headers);
+    free_headers(r->headers);
     curl_slist_free_all(r->extra);
     a2g_buf_free(&r->path);
     a2g_buf_free(&r->url);
+    a2g_buf_free(&r->target);
+    a2g_buf_free(&r->login_target);
     a2g_buf_free(&r->xfer.errbody);
     free(r->content_type);
     free(r->link);

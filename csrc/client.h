@@ -100,6 +100,7 @@ typedef struct a2g_request {
     int64_t not_before;
     int64_t started;
     a2g_buf url;
+    a2g_buf target, login_target; /* where a followed redirect sent it (empty: none) */
     struct curl_slist *headers;
     a2g_xfer xfer;
     a2g_source login_body;

@@ -3,6 +3,7 @@
  * sleep) under lua_pcall and carries their errors out only after libcurl has
  * returned, and turns outcomes into result tables or `nil, err`. */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -13,6 +14,7 @@
 
 #include "client.h"
 #include "headers.h"
+#include "lutil.h"
 
 #define CLIENT_MT "as2gateway.core.client"
 #define REQUEST_MT "as2gateway.core.request"
@@ -510,6 +512,20 @@ static int valid_path(const char *p)
     return 1;
 }
 
+/* Raises a spec error from build_path, freeing the path built so far (luaL_error does
+ * not return, and the buffer lives on the C stack). */
+static int path_error(lua_State *L, a2g_buf *path, const char *fmt, ...)
+{
+    va_list ap;
+    a2g_buf_free(path);
+    luaL_where(L, 1);
+    va_start(ap, fmt);
+    lua_pushvfstring(L, fmt, ap);
+    va_end(ap);
+    lua_concat(L, 2);
+    return lua_error(L);
+}
+
 /* Sorts the query's names so that the same call always makes the same URL. */
 static int build_path(lua_State *L, int spec, a2g_buf *path)
 {
@@ -517,30 +533,32 @@ static int build_path(lua_State *L, int spec, a2g_buf *path)
     if (lua_type(L, -1) == LUA_TSTRING) {
         const char *p = lua_tostring(L, -1);
         if (!valid_path(p))
-            luaL_error(L, "request: path must start with '/' and be percent-encoded "
-                          "(or give a list of segments)");
+            path_error(L, path, "request: path must start with '/' and be percent-encoded "
+                                "(or give a list of segments)");
         a2g_buf_appends(path, p);
     } else if (lua_type(L, -1) == LUA_TTABLE) {
         size_t n = lua_rawlen(L, -1);
         if (n == 0)
-            luaL_error(L, "request: path has no segments");
+            path_error(L, path, "request: path has no segments");
         for (size_t i = 1; i <= n; i++) {
             lua_rawgeti(L, -1, (int)i);
-            size_t len;
-            const char *seg = lua_tolstring(L, -1, &len);
-            if (lua_type(L, -1) != LUA_TSTRING || len == 0)
-                luaL_error(L, "request: path segment %d must be a non-empty string", (int)i);
+            size_t len = 0;
+            const char *seg = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &len) : NULL;
+            if (!seg || len == 0)
+                path_error(L, path, "request: path segment %d must be a non-empty string",
+                           (int)i);
             a2g_url_append_segment(path, seg, len);
             lua_pop(L, 1);
         }
     } else {
-        luaL_error(L, "request: path must be a string or a list of segments");
+        path_error(L, path, "request: path must be a string or a list of segments");
     }
     lua_pop(L, 1);
 
     lua_getfield(L, spec, "query");
     if (!lua_isnil(L, -1)) {
-        luaL_checktype(L, -1, LUA_TTABLE);
+        if (!lua_istable(L, -1))
+            path_error(L, path, "request: query must be a table");
         int q = lua_gettop(L);
         lua_newtable(L); /* the sorted names */
         int names = lua_gettop(L), count = 0;
@@ -548,7 +566,7 @@ static int build_path(lua_State *L, int spec, a2g_buf *path)
         while (lua_next(L, q)) {
             lua_pop(L, 1);
             if (lua_type(L, -1) != LUA_TSTRING)
-                luaL_error(L, "request: query names must be strings");
+                path_error(L, path, "request: query names must be strings");
             lua_pushvalue(L, -1);
             lua_rawseti(L, names, ++count);
         }
@@ -580,8 +598,8 @@ static int build_path(lua_State *L, int spec, a2g_buf *path)
             } else if (lua_type(L, -1) == LUA_TSTRING) {
                 v = lua_tolstring(L, -1, &vlen);
             } else {
-                return luaL_error(L, "request: query value of '%s' must be a string, number "
-                                     "or boolean", name);
+                return path_error(L, path, "request: query value of '%s' must be a string, "
+                                  "number or boolean", name);
             }
             a2g_url_append_query(path, name, v, vlen);
             lua_pop(L, 2);
@@ -593,8 +611,8 @@ static int build_path(lua_State *L, int spec, a2g_buf *path)
 }
 
 static const char *const REQUEST_OPTIONS[] = {
-    "method", "path", "query", "headers", "body", "body_file", "body_reader", "to_file",
-    "no_clobber", "sink", "json", "send", NULL
+    "method", "path", "query", "headers", "body", "body_file", "body_reader", "body_pieces",
+    "to_file", "to_dir", "no_clobber", "sink", "json", "send", NULL
 };
 
 /* client:request(spec) -> request: a step-wise request (see request:step). */
@@ -650,42 +668,86 @@ static int l_client_request(lua_State *L)
     }
     lua_pop(L, 1);
 
-    int bodies = 0;
+    /* one body at most, and one destination at most: misuse raises before anything */
+    static const char *const body_fields[] = { "body", "body_file", "body_reader",
+                                               "body_pieces", NULL };
+    static const char *const sink_fields[] = { "to_file", "to_dir", "sink", NULL };
+    const char *const *groups[] = { body_fields, sink_fields };
+    for (int g = 0; g < 2; g++) {
+        int given = 0;
+        for (int i = 0; groups[g][i]; i++) {
+            lua_getfield(L, 2, groups[g][i]);
+            given += !lua_isnil(L, -1);
+            lua_pop(L, 1);
+        }
+        if (given > 1)
+            return luaL_error(L, g == 0 ? "request: give at most one of body, body_file, "
+                                          "body_reader, body_pieces"
+                                        : "request: give at most one of to_file, to_dir, sink");
+    }
+
     lua_getfield(L, 2, "body");
     if (!lua_isnil(L, -1)) {
         size_t len;
         const char *b = luaL_checklstring(L, -1, &len);
         if (a2g_source_memory(&r->source, b, len, &err) != 0)
             return luaL_error(L, "request: %s", err.message);
-        bodies++;
     }
     lua_pop(L, 1);
     const char *body_file = opt_string(L, 2, "body_file");
-    if (body_file) {
-        bodies++;
-        if (a2g_source_file(&r->source, body_file, &err) != 0) {
-            /* a missing or unreadable file is the caller's to handle */
-            lua_pushnil(L);
-            push_error(L, "invalid", err.message, 0);
-            request_close(L, lr);
-            return 2;
-        }
+    if (body_file && a2g_source_file(&r->source, body_file, &err) != 0) {
+        /* a missing or unreadable file is the caller's to handle */
+        lua_pushnil(L);
+        push_error(L, "invalid", err.message, 0);
+        request_close(L, lr);
+        return 2;
     }
     lr->reader_ref = opt_function(L, 2, "body_reader");
-    if (lr->reader_ref != LUA_NOREF) {
-        bodies++;
+    if (lr->reader_ref != LUA_NOREF)
         a2g_source_reader(&r->source, reader_read, lr);
+    lua_getfield(L, 2, "body_pieces");
+    if (!lua_isnil(L, -1)) {
+        if (!lua_istable(L, -1))
+            return luaL_error(L, "request: body_pieces must be a list");
+        a2g_source_pieces(&r->source);
+        size_t n = lua_rawlen(L, -1);
+        for (size_t i = 1; i <= n; i++) {
+            lua_rawgeti(L, -1, (int)i);
+            int rc;
+            if (lua_type(L, -1) == LUA_TSTRING) {
+                size_t len;
+                const char *d = lua_tolstring(L, -1, &len);
+                rc = a2g_source_add_data(&r->source, d, len, &err);
+            } else if (lua_istable(L, -1)) {
+                lua_getfield(L, -1, "path");
+                if (lua_type(L, -1) != LUA_TSTRING)
+                    return luaL_error(L, "request: body piece %d: a string or {path=} expected",
+                                      (int)i);
+                rc = a2g_source_add_file(&r->source, lua_tostring(L, -1), &err);
+                lua_pop(L, 1);
+            } else {
+                return luaL_error(L, "request: body piece %d: a string or {path=} expected",
+                                  (int)i);
+            }
+            lua_pop(L, 1);
+            if (rc != 0) {
+                lua_pushnil(L);
+                push_error(L, "invalid", err.message, 0);
+                request_close(L, lr);
+                return 2;
+            }
+        }
     }
-    if (bodies > 1)
-        return luaL_error(L, "request: give at most one of body, body_file, body_reader");
+    lua_pop(L, 1);
 
     const char *to_file = opt_string(L, 2, "to_file");
+    const char *to_dir = opt_string(L, 2, "to_dir");
     lr->sink_ref = opt_function(L, 2, "sink");
-    if (to_file && lr->sink_ref != LUA_NOREF)
-        return luaL_error(L, "request: give to_file or sink, not both");
-    if (to_file) {
+    if (to_file || to_dir) {
         a2g_sink_free(&r->sink);
-        if (a2g_sink_file(&r->sink, to_file, opt_bool(L, 2, "no_clobber"), &err) != 0)
+        int rc = to_file ? a2g_sink_file(&r->sink, to_file, opt_bool(L, 2, "no_clobber"), &err)
+                         : a2g_sink_dir(&r->sink, to_dir, &err);
+        if (rc != 0)
             return luaL_error(L, "request: %s", err.message);
     } else if (lr->sink_ref != LUA_NOREF) {
         a2g_sink_free(&r->sink);
@@ -719,7 +781,7 @@ static int push_result(lua_State *L, lrequest *lr)
     }
     lua_pushnumber(L, (lua_Number)r->sink.written);
     lua_setfield(L, -2, "bytes");
-    if (r->sink.kind == A2G_SINK_FILE) {
+    if (r->sink.kind == A2G_SINK_FILE || r->sink.kind == A2G_SINK_DIR) {
         set_str(L, "path", r->sink.path);
     } else if (r->sink.kind == A2G_SINK_MEMORY) {
         const char *data = r->sink.mem.data ? r->sink.mem.data : "";
@@ -775,31 +837,41 @@ static int l_request_result(lua_State *L)
     return push_result(L, lr);
 }
 
-static void sleep_ms(lua_State *L, lclient *lc, int64_t ms)
+/* 0, or the status of a failed `sleep` hook with its error on the stack. */
+static int sleep_ms(lua_State *L, lclient *lc, int64_t ms)
 {
     if (lc->sleep_ref != LUA_NOREF) {
         lua_rawgeti(L, LUA_REGISTRYINDEX, lc->sleep_ref);
         lua_pushnumber(L, (lua_Number)ms / 1000.0);
-        lua_call(L, 1, 0); /* no transfer is in flight here: an error may propagate */
-        return;
+        return lua_pcall(L, 1, 0, 0); /* no transfer is in flight here */
     }
     struct timespec ts = { (time_t)(ms / 1000), (long)(ms % 1000) * 1000000L };
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
         ;
+    return 0;
 }
 
-/* Runs a request to its end, blocking; sleeps through the `sleep` hook. */
+/* Runs a request to its end, blocking; sleeps through the `sleep` hook. The blocking
+ * call owns the request: before a hook's error is raised, the request is closed (its
+ * transfer stopped, a partial download removed), or it would hold the client's one
+ * transfer slot until collected and every later call would wait for it. */
 static int run(lua_State *L, int req)
 {
     lrequest *lr = check_request(L, req);
     for (;;) {
         int64_t ms = 0;
         a2g_step s = a2g_request_step(lr->r, 1000, &ms);
-        reraise(L, &lr->owner->hook_error_ref);
+        if (lr->owner->hook_error_ref != LUA_NOREF) {
+            lclient *lc = lr->owner;
+            request_close(L, lr);
+            reraise(L, &lc->hook_error_ref);
+        }
         if (s == A2G_STEP_DONE)
             break;
-        if (s == A2G_STEP_SLEEP)
-            sleep_ms(L, lr->owner, ms);
+        if (s == A2G_STEP_SLEEP && sleep_ms(L, lr->owner, ms) != 0) {
+            request_close(L, lr);
+            return lua_error(L);
+        }
     }
     int n = push_result(L, lr);
     return n;
@@ -981,7 +1053,11 @@ __attribute__((visibility("default"))) int luaopen_as2gateway_core(lua_State *L)
     lua_setfield(L, -2, "__name");
     lua_pop(L, 1);
 
+    lua_pushcfunction(L, l_error); /* for lutil.c's errors */
+    lua_setfield(L, LUA_REGISTRYINDEX, "as2gateway.core.error");
+
     luaL_newlib(L, functions);
+    a2g_open_util(L);
     lua_createtable(L, A2G_KIND_COUNT - 1, 0);
     for (int k = 1; k < A2G_KIND_COUNT; k++) {
         lua_pushstring(L, a2g_kind_name((a2g_kind)k));

@@ -11,6 +11,8 @@
 
 #include <curl/curl.h>
 
+#include "headers.h"
+
 void a2g_source_none(a2g_source *s)
 {
     memset(s, 0, sizeof *s);
@@ -56,6 +58,101 @@ void a2g_source_reader(a2g_source *s, a2g_read_fn fn, void *ud)
     s->size = -1;
 }
 
+void a2g_source_pieces(a2g_source *s)
+{
+    a2g_source_none(s);
+    s->kind = A2G_SRC_PIECES;
+}
+
+static a2g_piece *new_piece(a2g_source *s, a2g_error *err)
+{
+    a2g_piece *p = realloc(s->pieces, (s->npieces + 1) * sizeof *p);
+    if (!p) {
+        a2g_fail(err, A2G_IO, 0, "out of memory");
+        return NULL;
+    }
+    s->pieces = p;
+    p = &s->pieces[s->npieces++];
+    memset(p, 0, sizeof *p);
+    return p;
+}
+
+int a2g_source_add_data(a2g_source *s, const char *data, size_t len, a2g_error *err)
+{
+    a2g_piece *p = new_piece(s, err);
+    if (!p)
+        return -1;
+    p->data = malloc(len ? len : 1);
+    if (!p->data)
+        return a2g_fail(err, A2G_IO, 0, "out of memory");
+    memcpy(p->data, data, len);
+    p->len = len;
+    s->size += (int64_t)len;
+    return 0;
+}
+
+int a2g_source_add_file(a2g_source *s, const char *path, a2g_error *err)
+{
+    struct stat st;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return a2g_fail(err, A2G_IO, 0, "cannot open %s: %s", path, strerror(errno));
+    int ok = fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+    close(fd);
+    if (!ok)
+        return a2g_fail(err, A2G_IO, 0, "%s is not a regular file", path);
+    a2g_piece *p = new_piece(s, err);
+    if (!p)
+        return -1;
+    p->path = strdup(path);
+    if (!p->path)
+        return a2g_fail(err, A2G_IO, 0, "out of memory");
+    p->len = (size_t)st.st_size;
+    s->size += (int64_t)st.st_size;
+    return 0;
+}
+
+/* Fills buf from the pieces; a file that yields fewer bytes than it had when it was
+ * measured fails the body (the announced length would be a lie). */
+static size_t read_pieces(a2g_source *s, char *buf, size_t want)
+{
+    size_t n = 0;
+    while (n < want && s->cur < s->npieces) {
+        a2g_piece *p = &s->pieces[s->cur];
+        size_t left = p->len - (size_t)s->piece_pos;
+        if (left == 0) {
+            if (s->fd >= 0) {
+                close(s->fd);
+                s->fd = -1;
+            }
+            s->cur++;
+            s->piece_pos = 0;
+            continue;
+        }
+        size_t k = left < want - n ? left : want - n;
+        if (p->data) {
+            memcpy(buf + n, p->data + s->piece_pos, k);
+        } else {
+            if (s->fd < 0 && (s->fd = open(p->path, O_RDONLY | O_CLOEXEC)) < 0) {
+                s->failed = errno;
+                return 0;
+            }
+            ssize_t r;
+            do {
+                r = read(s->fd, buf + n, k);
+            } while (r < 0 && errno == EINTR);
+            if (r <= 0) {
+                s->failed = r < 0 ? errno : EIO;
+                return 0;
+            }
+            k = (size_t)r;
+        }
+        n += k;
+        s->piece_pos += (int64_t)k;
+    }
+    return n;
+}
+
 int a2g_source_rewind(a2g_source *s)
 {
     switch (s->kind) {
@@ -69,6 +166,14 @@ int a2g_source_rewind(a2g_source *s)
     case A2G_SRC_READER:
         if (s->sent > 0)
             return -1;
+        break;
+    case A2G_SRC_PIECES:
+        if (s->fd >= 0) {
+            close(s->fd);
+            s->fd = -1;
+        }
+        s->cur = 0;
+        s->piece_pos = 0;
         break;
     case A2G_SRC_NONE:
         break;
@@ -105,6 +210,11 @@ size_t a2g_source_curl_read(char *buf, size_t size, size_t nitems, void *userdat
         if (s->failed)
             return CURL_READFUNC_ABORT;
         break;
+    case A2G_SRC_PIECES:
+        n = read_pieces(s, buf, want);
+        if (s->failed)
+            return CURL_READFUNC_ABORT;
+        break;
     case A2G_SRC_NONE:
         break;
     }
@@ -116,6 +226,11 @@ void a2g_source_free(a2g_source *s)
 {
     if (s->kind == A2G_SRC_MEMORY)
         a2g_buf_free(&s->mem);
+    for (size_t i = 0; i < s->npieces; i++) {
+        free(s->pieces[i].data);
+        free(s->pieces[i].path);
+    }
+    free(s->pieces);
     if (s->fd >= 0)
         close(s->fd);
     free(s->path);
@@ -145,6 +260,16 @@ int a2g_sink_file(a2g_sink *k, const char *path, int no_clobber, a2g_error *err)
     return 0;
 }
 
+int a2g_sink_dir(a2g_sink *k, const char *dir, a2g_error *err)
+{
+    sink_init(k, A2G_SINK_DIR);
+    k->no_clobber = 1;
+    k->path = strdup(dir);
+    if (!k->path)
+        return a2g_fail(err, A2G_IO, 0, "out of memory");
+    return 0;
+}
+
 void a2g_sink_writer(a2g_sink *k, a2g_write_fn fn, void *ud)
 {
     sink_init(k, A2G_SINK_WRITER);
@@ -158,7 +283,7 @@ int a2g_sink_open(a2g_sink *k, a2g_error *err)
 {
     k->written = 0;
     k->overflow = 0;
-    if (k->kind != A2G_SINK_FILE || k->fd >= 0)
+    if ((k->kind != A2G_SINK_FILE && k->kind != A2G_SINK_DIR) || k->fd >= 0)
         return 0;
     char *d = strdup(k->path), *b = strdup(k->path);
     if (!d || !b) {
@@ -168,7 +293,9 @@ int a2g_sink_open(a2g_sink *k, a2g_error *err)
     }
     size_t n = strlen(k->path) + 32;
     k->tmp = malloc(n);
-    if (k->tmp)
+    if (k->tmp && k->kind == A2G_SINK_DIR)
+        snprintf(k->tmp, n, "%s/.as2g-download.XXXXXX.part", k->path);
+    else if (k->tmp)
         snprintf(k->tmp, n, "%s/.%s.XXXXXX.part", dirname(d), basename(b));
     free(d);
     free(b);
@@ -195,6 +322,7 @@ int a2g_sink_put(a2g_sink *k, const char *data, size_t n)
         }
         break;
     case A2G_SINK_FILE:
+    case A2G_SINK_DIR:
         for (size_t off = 0; off < n;) {
             ssize_t w = write(k->fd, data + off, n - off);
             if (w < 0 && errno == EINTR)
@@ -222,6 +350,7 @@ int a2g_sink_restart(a2g_sink *k)
         a2g_buf_reset(&k->mem);
         break;
     case A2G_SINK_FILE:
+    case A2G_SINK_DIR:
         if (k->fd >= 0 && (ftruncate(k->fd, 0) != 0 || lseek(k->fd, 0, SEEK_SET) != 0))
             return -1;
         break;
@@ -233,6 +362,78 @@ int a2g_sink_restart(a2g_sink *k)
     k->written = 0;
     k->overflow = 0;
     return 0;
+}
+
+static int flush_tmp(a2g_sink *k, a2g_error *err)
+{
+    mode_t mask = umask(0);
+    umask(mask);
+    if (fchmod(k->fd, 0666 & ~mask) != 0 || fsync(k->fd) != 0) {
+        int e = errno;
+        a2g_sink_abort(k);
+        return a2g_fail(err, A2G_IO, 0, "cannot write %s: %s", k->path, strerror(e));
+    }
+    close(k->fd);
+    k->fd = -1;
+    return 0;
+}
+
+static void sync_dir_of(const char *path)
+{
+    char *d = strdup(path);
+    if (!d)
+        return;
+    int dfd = open(dirname(d), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        fsync(dfd);
+        close(dfd);
+    }
+    free(d);
+}
+
+int a2g_sink_commit_named(a2g_sink *k, const char *name, size_t len, const char *fallback,
+                          a2g_error *err)
+{
+    char safe[A2G_NAME_MAX + 1];
+    if (!name || !len) {
+        name = fallback;
+        len = strlen(fallback);
+    }
+    a2g_sanitize_filename(name, len, safe);
+    if (flush_tmp(k, err) != 0)
+        return -1;
+    /* "name", then "name (2).ext", ...: link() fails rather than replace a file */
+    const char *dot = strrchr(safe, '.');
+    size_t stem = (dot && dot != safe) ? (size_t)(dot - safe) : strlen(safe);
+    size_t cap = strlen(k->path) + A2G_NAME_MAX + 32;
+    char *target = malloc(cap);
+    if (!target) {
+        a2g_sink_abort(k);
+        return a2g_fail(err, A2G_IO, 0, "out of memory");
+    }
+    for (int n = 1; n <= 1000; n++) {
+        if (n == 1)
+            snprintf(target, cap, "%s/%s", k->path, safe);
+        else
+            snprintf(target, cap, "%s/%.*s (%d)%s", k->path, (int)stem, safe, n,
+                     safe + stem);
+        if (link(k->tmp, target) == 0) {
+            unlink(k->tmp);
+            free(k->tmp);
+            k->tmp = NULL;
+            free(k->path);
+            k->path = target;
+            sync_dir_of(target);
+            return 0;
+        }
+        if (errno != EEXIST)
+            break;
+    }
+    int e = errno;
+    free(target);
+    a2g_sink_abort(k);
+    return a2g_fail(err, A2G_IO, 0, "cannot store the download in %s: %s", k->path,
+                    strerror(e));
 }
 
 int a2g_sink_commit(a2g_sink *k, a2g_error *err)

@@ -116,6 +116,9 @@ int a2g_transport_start(a2g_transport *t, a2g_xfer *x, a2g_error *err)
     } else {
         curl_easy_setopt(e, CURLOPT_POST, 1L);
         if (has_body) {
+            /* No CURLOPT_SEEKFUNCTION, on purpose: without it libcurl cannot rewind a
+             * body to resend it by itself on a fresh connection, so a send is never
+             * repeated behind the client's back; the client decides about retries. */
             curl_easy_setopt(e, CURLOPT_READFUNCTION, a2g_source_curl_read);
             curl_easy_setopt(e, CURLOPT_READDATA, x->source);
             curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)x->source->size);

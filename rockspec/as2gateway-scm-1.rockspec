@@ -26,6 +26,7 @@ external_dependencies = {
   -- by library only: Debian keeps curl/curl.h in a multiarch include directory that
   -- the compiler searches but LuaRocks does not
   CURL = { library = "curl" },
+  ZIP = { header = "zip.h", library = "zip" },
 }
 build = {
   type = "builtin",
@@ -34,14 +35,17 @@ build = {
       sources = {
         "csrc/buf.c", "csrc/error.c", "csrc/json.c", "csrc/headers.c", "csrc/url.c",
         "csrc/ratelimit.c", "csrc/auth.c", "csrc/stream.c", "csrc/transport.c",
-        "csrc/client.c", "csrc/lcore.c",
+        "csrc/client.c", "csrc/fs.c", "csrc/unzip.c", "csrc/lcore.c", "csrc/lutil.c",
       },
       defines = { "_GNU_SOURCE" },
-      incdirs = { "$(CURL_INCDIR)" },
-      libdirs = { "$(CURL_LIBDIR)" },
-      libraries = { "curl" },
+      incdirs = { "$(CURL_INCDIR)", "$(ZIP_INCDIR)" },
+      libdirs = { "$(CURL_LIBDIR)", "$(ZIP_LIBDIR)" },
+      libraries = { "curl", "zip" },
     },
     ["as2gateway"] = "lua/as2gateway/init.lua",
+    ["as2gateway.files"] = "lua/as2gateway/files.lua",
+    ["as2gateway.batch"] = "lua/as2gateway/batch.lua",
+    ["as2gateway.workflows"] = "lua/as2gateway/workflows.lua",
     ["as2gateway.sandbox.api"] = "lua/as2gateway/sandbox/api.lua",
     ["as2gateway.sandbox.control"] = "lua/as2gateway/sandbox/control.lua",
     ["as2gateway.sandbox.crypto"] = "lua/as2gateway/sandbox/crypto.lua",

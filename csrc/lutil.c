@@ -1,0 +1,245 @@
+/* as2gateway.core's file and zip helpers for the Lua layer: fsync, mkdir, stat and
+ * directory listing (Lua has none of them), and zip reading on libzip. Policy (which
+ * entry goes where, limits on counts and ratios) stays in Lua. */
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "compat.h"
+
+#include "fs.h"
+#include "unzip.h"
+#include "lutil.h"
+
+#define ZIP_MT "as2gateway.core.zip"
+
+static int fail(lua_State *L, const a2g_error *err)
+{
+    lua_pushnil(L);
+    lua_getfield(L, LUA_REGISTRYINDEX, "as2gateway.core.error");
+    lua_pushstring(L, a2g_kind_name(err->kind));
+    lua_pushstring(L, err->message);
+    lua_call(L, 2, 1);
+    return 2;
+}
+
+/* core.fsync(path) -> true | nil, err: a file's or a folder's contents to disk. */
+static int l_fsync(lua_State *L)
+{
+    a2g_error err;
+    if (a2g_fsync_path(luaL_checkstring(L, 1), &err) != 0)
+        return fail(L, &err);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* core.mkdir(path) -> true | nil, err: one level; an existing folder is fine. */
+static int l_mkdir(lua_State *L)
+{
+    a2g_error err;
+    if (a2g_mkdir(luaL_checkstring(L, 1), &err) != 0)
+        return fail(L, &err);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* core.stat(path) -> "file" | "dir" | "other", size | nil (absent). Links are "other". */
+static int l_stat(lua_State *L)
+{
+    int64_t size = 0;
+    switch (a2g_stat(luaL_checkstring(L, 1), &size)) {
+    case A2G_FT_FILE: lua_pushliteral(L, "file"); break;
+    case A2G_FT_DIR: lua_pushliteral(L, "dir"); break;
+    case A2G_FT_OTHER: lua_pushliteral(L, "other"); break;
+    default: return 0;
+    }
+    lua_pushnumber(L, (lua_Number)size);
+    return 2;
+}
+
+/* core.listdir(path) -> {names...} sorted, without "." and ".." | nil, err */
+static int l_listdir(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    DIR *d = opendir(path);
+    if (!d) {
+        a2g_error err;
+        a2g_fail(&err, A2G_IO, 0, "cannot list %s", path);
+        return fail(L, &err);
+    }
+    lua_newtable(L);
+    int n = 0;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+            continue;
+        lua_pushstring(L, de->d_name);
+        lua_rawseti(L, -2, ++n);
+    }
+    closedir(d);
+    lua_getglobal(L, "table");
+    lua_getfield(L, -1, "sort");
+    lua_pushvalue(L, -3);
+    lua_call(L, 1, 0);
+    lua_pop(L, 1);
+    return 1;
+}
+
+typedef struct lzip {
+    a2g_zip *z;
+} lzip;
+
+static lzip *check_zip(lua_State *L)
+{
+    lzip *lz = luaL_checkudata(L, 1, ZIP_MT);
+    if (!lz->z)
+        luaL_error(L, "as2gateway: the zip archive is closed");
+    return lz;
+}
+
+/* core.zip_open(path) -> archive | nil, err */
+static int l_zip_open(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    lzip *lz = lua_newuserdata(L, sizeof *lz);
+    lz->z = NULL;
+    luaL_setmetatable(L, ZIP_MT);
+    a2g_error err;
+    lz->z = a2g_zip_open(path, &err);
+    if (!lz->z)
+        return fail(L, &err);
+    return 1;
+}
+
+/* archive:entries() -> {{index, name, size, compressed, dir, link, encrypted}...} */
+static int l_zip_entries(lua_State *L)
+{
+    lzip *lz = check_zip(L);
+    long n = a2g_zip_count(lz->z);
+    lua_createtable(L, n > 0 ? (int)n : 0, 0);
+    for (long i = 0; i < n; i++) {
+        a2g_zip_entry e;
+        a2g_error err;
+        if (a2g_zip_stat(lz->z, i, &e, &err) != 0)
+            return fail(L, &err);
+        lua_createtable(L, 0, 7);
+        lua_pushinteger(L, i);
+        lua_setfield(L, -2, "index");
+        lua_pushstring(L, e.name);
+        lua_setfield(L, -2, "name");
+        lua_pushnumber(L, (lua_Number)e.size);
+        lua_setfield(L, -2, "size");
+        lua_pushnumber(L, (lua_Number)e.compressed);
+        lua_setfield(L, -2, "compressed");
+        lua_pushboolean(L, e.is_dir);
+        lua_setfield(L, -2, "dir");
+        lua_pushboolean(L, e.is_symlink);
+        lua_setfield(L, -2, "link");
+        lua_pushboolean(L, e.encrypted);
+        lua_setfield(L, -2, "encrypted");
+        lua_rawseti(L, -2, (int)i + 1);
+    }
+    return 1;
+}
+
+/* archive:extract(index, dest, max_bytes[, no_clobber]) -> true | nil, err */
+static int l_zip_extract(lua_State *L)
+{
+    lzip *lz = check_zip(L);
+    long index = (long)luaL_checkinteger(L, 2);
+    const char *dest = luaL_checkstring(L, 3);
+    lua_Number max = luaL_checknumber(L, 4);
+    int no_clobber = lua_toboolean(L, 5);
+    a2g_error err;
+    if (a2g_zip_extract(lz->z, index, dest, no_clobber, (uint64_t)max, &err) != 0)
+        return fail(L, &err);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int l_zip_close(lua_State *L)
+{
+    lzip *lz = luaL_checkudata(L, 1, ZIP_MT);
+    a2g_zip_close(lz->z);
+    lz->z = NULL;
+    return 0;
+}
+
+static const luaL_Reg zip_methods[] = {
+    { "entries", l_zip_entries },
+    { "extract", l_zip_extract },
+    { "close", l_zip_close },
+    { NULL, NULL }
+};
+
+/* core.random_hex(bytes) -> hex string from /dev/urandom: temporary names, boundaries. */
+static int l_random_hex(lua_State *L)
+{
+    int n = (int)luaL_checkinteger(L, 1);
+    if (n < 1 || n > 64)
+        return luaL_argerror(L, 1, "from 1 to 64 bytes");
+    unsigned char raw[64];
+    char hex[129];
+    FILE *f = fopen("/dev/urandom", "rb");
+    size_t got = f ? fread(raw, 1, (size_t)n, f) : 0;
+    if (f)
+        fclose(f);
+    if (got != (size_t)n)
+        return luaL_error(L, "as2gateway: /dev/urandom is not readable");
+    for (int i = 0; i < n; i++)
+        snprintf(hex + 2 * i, 3, "%02x", raw[i]);
+    lua_pushlstring(L, hex, (size_t)n * 2);
+    return 1;
+}
+
+/* core.now() -> seconds on a monotonic clock; core.sleep(seconds). The defaults of
+ * the Lua layer's clock and sleep hooks. */
+static int l_now(lua_State *L)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec / 1e9);
+    return 1;
+}
+
+static int l_sleep(lua_State *L)
+{
+    lua_Number s = luaL_checknumber(L, 1);
+    if (s <= 0)
+        return 0;
+    struct timespec ts = { (time_t)s, (long)((s - (lua_Number)(time_t)s) * 1e9) };
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+    return 0;
+}
+
+static const luaL_Reg util_functions[] = {
+    { "random_hex", l_random_hex },
+    { "now", l_now },
+    { "sleep", l_sleep },
+    { "fsync", l_fsync },
+    { "mkdir", l_mkdir },
+    { "stat", l_stat },
+    { "listdir", l_listdir },
+    { "zip_open", l_zip_open },
+    { NULL, NULL }
+};
+
+void a2g_open_util(lua_State *L)
+{
+    luaL_newmetatable(L, ZIP_MT);
+    lua_newtable(L);
+    luaL_setfuncs(L, zip_methods, 0);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, l_zip_close);
+    lua_setfield(L, -2, "__gc");
+#if LUA_VERSION_NUM >= 504
+    lua_pushcfunction(L, l_zip_close);
+    lua_setfield(L, -2, "__close");
+#endif
+    lua_pop(L, 1);
+    luaL_setfuncs(L, util_functions, 0);
+}
