@@ -78,11 +78,15 @@ VALGRIND_SPECS := busted --run=default --lua=spec/valgrind-lua5.4 spec/core
 
 lint: deps
 	luacheck --no-color .
-	bash -n bin/as2g-sandbox .ci/run examples/quickstart.sh bench/*.sh
+	bash -n bin/as2g-sandbox .ci/run bench/*.sh
+
+# Lua 5.4 with this checkout's modules and core first on the paths.
+LUA_ENV := LUA_PATH="$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;;" \
+           LUA_CPATH="$(CURDIR)/build/lua54/?.so;;"
 
 # The main job: build, start a sandbox, run the quickstart workflow, stop.
 demo: build
-	bin/as2g-sandbox run -- examples/quickstart.sh
+	bin/as2g-sandbox run -- env $(LUA_ENV) $(LUA) examples/quickstart.lua
 
 bench: bench-sandbox bench-client
 

@@ -1,48 +1,447 @@
 --- as2gateway: a client for the AS2 Gateway REST API v1.
--- The public module (pure Lua) over the C core `as2gateway.core`; see README.md.
+-- The public module (pure Lua) over the C core `as2gateway.core`: one method per
+-- endpoint, iterators over listings, and (in as2gateway.workflows) the workflows
+-- users run. Entities are plain tables with the API's own field names; query
+-- parameters keep the API's names. See README.md and docs/core.md.
 local core = require "as2gateway.core"
+local cjson = require "cjson.safe"
+local files = require "as2gateway.files"
 
-local setmetatable = setmetatable
+local setmetatable, type, pairs, ipairs, error = setmetatable, type, pairs, ipairs, error
+local tostring, tonumber = tostring, tonumber
+local floor = math.floor
+local tointeger = math.tointeger
 
-local _M = { _VERSION = core._VERSION, core = core, kinds = core.kinds }
+local _M = {
+  _VERSION = core._VERSION,
+  core = core,
+  kinds = core.kinds,
+  MAX_FILES = files.MAX_FILES,
+  MAX_BYTES = files.MAX_BYTES,
+  MAX_IDS = 100,
+}
+
+-- The vendor text leaves DELETE's prefix open; API.md reads every message endpoint as
+-- under /message/. It lives here alone, so it is one line to change.
+local MESSAGE = "message"
+
+local LISTABLE = { received = true, sent = true, failed = true, queued = true }
+local DOWNLOADABLE = { received = true, sent = true }
+local DELETABLE = { received = true, sent = true, failed = true, queued = true, stopped = true }
+
+local LIST_PARAMS = { sortCol = true, sortDir = true, partnerType = true, pageOffset = true,
+  pageLength = true, partnerAS2Id = true, stationAS2Id = true, as2MessageId = true,
+  subject = true }
+local QUEUED_PARAMS = { sortCol = true, sortDir = true, partnerType = true, pageOffset = true,
+  pageLength = true, query = true }
+
+---@class as2gateway.Error
+---@field kind string stable: auth, ratelimited, timeout, network, tls, http, notfound, invalid, unknown_outcome, protocol, io, redirect
+---@field message string
+---@field status? integer HTTP status, when there was an answer
+
+--- An `invalid` error, for what the caller can fix (nothing was sent).
+local function invalid(fmt, ...)
+  return nil, core.error("invalid", fmt:format(...))
+end
+_M.invalid = invalid
+
+-- lua-cjson under Lua 5.4 decodes every number as a float; the API's numbers are
+-- integers (timestamps, sizes, counts), so give them back as integers.
+local normalize
+if tointeger then
+  normalize = function(v)
+    if type(v) == "number" then return tointeger(v) or v end
+    if type(v) == "table" then
+      for k, x in pairs(v) do
+        if type(x) == "number" then
+          local i = tointeger(x)
+          if i then v[k] = i end
+        elseif type(x) == "table" then
+          normalize(x)
+        end
+      end
+    end
+    return v
+  end
+else
+  normalize = function(v) return v end
+end
+_M.normalize = normalize
+
+local function check_kind(kind, allowed, what)
+  if not allowed[kind] then
+    local names = {}
+    for k in pairs(allowed) do names[#names + 1] = k end
+    table.sort(names)
+    error(("%s: kind must be one of %s, got %s"):format(what, table.concat(names, ", "),
+      tostring(kind)), 3)
+  end
+end
+
+local function check_id(id, what)
+  if type(id) ~= "string" or id == "" then
+    error(what .. ": an AS2 message ID (non-empty string) expected", 3)
+  end
+end
+
+local function check_params(params, allowed, what)
+  if params == nil then return {} end
+  if type(params) ~= "table" then error(what .. ": params must be a table", 3) end
+  for k in pairs(params) do
+    if not allowed[k] then error(("%s: unknown parameter '%s'"):format(what, tostring(k)), 3) end
+  end
+  return params
+end
 
 ---@class as2gateway.Client
 ---@field core userdata the as2gateway.core client underneath
 local Client = {}
 Client.__index = Client
+_M.Client = Client
 
 ---@class as2gateway.Options
----@field url string base URL, e.g. "https://api.as2gateway.com/v1"
----@field username? string
+---@field url string base URL, e.g. "https://api.as2gateway.com/v1" (https only; http for loopback)
+---@field username? string log in lazily with username and password ...
 ---@field password? string
----@field token? string a ready token instead of username and password
----@field cainfo? string an extra CA file (PEM) to trust
+---@field token? string ... or use a ready token
+---@field token_expiry? number its expiry, ms since the epoch
+---@field cainfo? string an extra CA file (PEM) to trust, e.g. the sandbox's
+---@field proxy? string proxy URL (default: libcurl's *_proxy environment variables)
+---@field connect_timeout? number seconds (10)
+---@field timeout? number seconds for a whole transfer (none)
+---@field low_speed_limit? number bytes/s ... (100)
+---@field low_speed_time? number ... for this many seconds (30) aborts a transfer
+---@field rate_limit? table|false {requests = 50, window = 10}, or false
+---@field retries? integer retries after the first attempt (5)
+---@field backoff_base? number seconds (0.5)
+---@field backoff_cap? number seconds (30)
+---@field retry_after_cap? number seconds (120)
+---@field max_json? integer largest answer held in memory (16 MiB)
+---@field user_agent? string
+---@field log? fun(event: table) one table per event, secrets never included
+---@field clock? fun(): number seconds; replaces the clock (tests, event loops)
+---@field sleep? fun(seconds: number) replaces sleeping (e.g. ngx.sleep)
 
---- Creates a client. Nothing goes over the network until the first call.
+--- Creates a client. Nothing goes over the network until the first call. Wrong
+--- option names or types raise.
 ---@param opts as2gateway.Options
 ---@return as2gateway.Client
 function _M.new(opts)
   if type(opts) ~= "table" then error("as2gateway.new: options table expected", 2) end
-  return setmetatable({ core = core.new(opts) }, Client)
+  local self = setmetatable({
+    core = core.new(opts),
+    sleep = opts.sleep or core.sleep,
+    clock = opts.clock or core.now,
+  }, Client)
+  return self
+end
+
+--- Runs one request through the core: the result, or nil and an error.
+function Client:perform(spec)
+  return self.core:perform(spec)
 end
 
 --- Logs in now (otherwise the first call does).
 ---@return string|nil token
----@return number|table expiry in ms since the epoch, or the error
+---@return number|as2gateway.Error expiry ms since the epoch, or the error
 function Client:authorize()
   return self.core:authorize()
 end
 
---- Request counters of this client.
+--- Request counters of this client: requests, retries, authorizations, ...
 function Client:stats()
   return self.core:stats()
 end
 
---- Closes the client and its connection; idempotent.
+--- Closes the client and its connection; idempotent (also on __gc and __close).
 function Client:close()
   self.core:close()
 end
-
 Client.__close = Client.close
+
+local function json_call(self, spec)
+  spec.json = true
+  local res, err = self.core:perform(spec)
+  if not res then return nil, err end
+  return normalize(res.json), res
+end
+
+-- Listings --------------------------------------------------------------------------
+
+--- One page of a listing.
+---@param kind "received"|"sent"|"failed"|"queued"
+---@param params? table the API's query parameters (pageOffset is a page number)
+---@return table|nil page {totalRecords, records}
+---@return as2gateway.Error|nil err
+function Client:list(kind, params)
+  check_kind(kind, LISTABLE, "list")
+  local allowed = kind == "queued" and QUEUED_PARAMS or LIST_PARAMS
+  if kind == "received" then
+    allowed = setmetatable({ unreadOnly = true }, { __index = LIST_PARAMS })
+  end
+  params = check_params(params, allowed, "list")
+  return json_call(self, { path = { MESSAGE, kind }, query = params })
+end
+
+local Iterator = {}
+Iterator.__index = Iterator
+
+-- Fetches pages of 100 and hands out messages one by one. Two ways a listing moves
+-- under a reader are handled: new arrivals push a newest-first listing down (the
+-- next page repeats some messages: skipped by ID), and with unreadOnly, messages
+-- the reader marks read leave it (the same page is read again while it still shows
+-- unseen messages; only a page of nothing new moves the offset on).
+function Iterator:__call()
+  while true do
+    local m = self.buffer[self.next]
+    if m then
+      self.next = self.next + 1
+      return m
+    end
+    if self.done then return nil end
+    local query = {}
+    for k, v in pairs(self.params) do query[k] = v end
+    query.pageOffset, query.pageLength = self.offset, self.page_length
+    local page, err = self.client:list(self.kind, query)
+    if not page then
+      self.done, self.err = true, err
+      return nil, err
+    end
+    local records = page.records or {}
+    local fresh = {}
+    for _, rec in ipairs(records) do
+      if not self.seen[rec.as2MessageId] then
+        self.seen[rec.as2MessageId] = true
+        fresh[#fresh + 1] = rec
+      end
+    end
+    self.buffer, self.next = fresh, 1
+    if #records == 0 then
+      self.done = true
+    elseif not (self.rereads and #fresh > 0) then
+      -- a page of nothing new (or any page, when nothing leaves the listing): move on
+      if #records < self.page_length then self.done = true end
+      self.offset = self.offset + 1
+    end
+  end
+end
+
+function Iterator:close()
+  self.done, self.buffer = true, {}
+end
+Iterator.__close = Iterator.close
+
+--- Every message of every page, as a callable iterator:
+---   for message in client:messages("received", {unreadOnly = true}) do ... end
+--- A failure ends the loop: the call returns nil, err and the error stays in
+--- `iterator.err` (`local it = client:messages(...); for m in it do ... end`). The
+--- iterator is to-be-closed on Lua 5.4.
+---@param kind "received"|"sent"|"failed"|"queued"
+---@param params? table query parameters, without pageOffset
+function Client:messages(kind, params)
+  check_kind(kind, LISTABLE, "messages")
+  params = params or {}
+  if params.pageOffset ~= nil then
+    error("messages: the iterator pages by itself; leave out pageOffset", 2)
+  end
+  local it = setmetatable({
+    client = self, kind = kind, params = params, offset = 0,
+    page_length = params.pageLength or 100, seen = {}, buffer = {}, next = 1,
+    rereads = kind == "received" and params.unreadOnly == true,
+  }, Iterator)
+  params.pageLength = nil
+  return it, nil, nil, it
+end
+
+--- One message.
+---@param params? table {markAsRead = true} (received only)
+function Client:get(kind, id, params)
+  check_kind(kind, LISTABLE, "get")
+  check_id(id, "get")
+  params = check_params(params, kind == "received" and { markAsRead = true } or {}, "get")
+  return json_call(self, { path = { MESSAGE, kind, id }, query = params })
+end
+
+--- Undoes markAsRead (API scope).
+function Client:mark_unread(id)
+  check_id(id, "mark_unread")
+  return json_call(self, { method = "POST", path = { MESSAGE, "received", id, "markUnread" } })
+end
+
+--- Stops retrying a queued message (it moves to the Stopped list).
+function Client:stop(id)
+  check_id(id, "stop")
+  return json_call(self, { method = "POST", path = { MESSAGE, "queued", id, "stop" } })
+end
+
+--- Resumes retrying a stopped message.
+function Client:retry(id)
+  check_id(id, "retry")
+  return json_call(self, { method = "POST", path = { MESSAGE, "queued", id, "retry" } })
+end
+
+--- Deletes one message (returns 1) or a list of them, 100 per request (returns how
+--- many the gateway deleted).
+---@param kind "received"|"sent"|"failed"|"queued"|"stopped"
+---@param id_or_ids string|string[]
+---@return integer|nil deleted
+---@return as2gateway.Error|nil err
+function Client:delete(kind, id_or_ids)
+  check_kind(kind, DELETABLE, "delete")
+  if type(id_or_ids) == "string" then
+    check_id(id_or_ids, "delete")
+    local _, err = json_call(self, { method = "DELETE", path = { MESSAGE, kind, id_or_ids } })
+    if err then return nil, err end
+    return 1
+  end
+  if type(id_or_ids) ~= "table" then error("delete: an ID or a list of IDs expected", 2) end
+  local total = 0
+  for first = 1, #id_or_ids, _M.MAX_IDS do
+    local chunk = {}
+    for i = first, math.min(first + _M.MAX_IDS - 1, #id_or_ids) do
+      check_id(id_or_ids[i], "delete")
+      chunk[#chunk + 1] = id_or_ids[i]
+    end
+    local ack, err = json_call(self, { method = "DELETE", path = { MESSAGE, kind },
+      headers = { ["Content-Type"] = "application/json" }, body = cjson.encode(chunk) })
+    if not ack then return nil, err, total end
+    total = total + (tonumber(tostring(ack.message):match("(%d+)")) or 0)
+  end
+  return total
+end
+
+--- Partners, optionally filtered by name or AS2 ID (partial match).
+function Client:partners(query)
+  return json_call(self, { path = { "partner" }, query = query and { query = query } or nil })
+end
+
+--- Stations, optionally filtered by name or AS2 ID (partial match).
+function Client:stations(query)
+  return json_call(self, { path = { "station" }, query = query and { query = query } or nil })
+end
+
+-- Sending ---------------------------------------------------------------------------------
+
+--- Enqueues an AS2 message to a partner. `files` is a path, a list of paths, or a
+--- list of {name =, path = | data =, content_type =}. Everything is checked before
+--- anything is sent (1-10 files, 10 MB in all, unique safe names, readable files).
+--- A send is never repeated once it may have reached the gateway: then the error
+--- kind is `unknown_outcome`.
+---@param station string the station's AS2 ID
+---@param partner string the partner's AS2 ID
+---@param params? table {partnerType = "production"|"test", subject =, profile =}
+---@return table|nil result {message, link, as2MessageId}
+---@return as2gateway.Error|nil err
+function Client:send(station, partner, list, params)
+  if type(station) ~= "string" or station == "" then error("send: station expected", 2) end
+  if type(partner) ~= "string" or partner == "" then error("send: partner expected", 2) end
+  params = check_params(params, { partnerType = true, subject = true, profile = true }, "send")
+  local spec, err = files.request(list)
+  if not spec then return nil, err end
+  spec.method, spec.send, spec.json = "POST", true, true
+  spec.path = { MESSAGE, station, partner }
+  spec.query = params
+  local res
+  res, err = self.core:perform(spec)
+  if not res then return nil, err end
+  return {
+    message = res.json and res.json.message,
+    link = res.link,
+    as2MessageId = res.link and _M.id_of(res.link),
+  }
+end
+
+local function unescape(s)
+  return (s:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
+end
+
+--- The AS2 message ID in a Link URL (its last path segment), or the argument itself
+--- when it is already an ID.
+function _M.id_of(link_or_id)
+  local seg = link_or_id:match("^https?://[^?#]*/([^/?#]+)[^/]*$")
+  if seg then return unescape(seg) end
+  return link_or_id
+end
+
+-- Downloads --------------------------------------------------------------------------------
+
+local function is_dir(path)
+  return core.stat(path) == "dir"
+end
+
+--- Downloads one attachment (opts.index, default 0), all of them (opts.all: a zip,
+--- extracted when `to` is a folder), into `to` (a file path, or an existing folder:
+--- then the name comes from the gateway, sanitised, never replacing a file) or into
+--- opts.sink (function(chunk)). Written to a temporary file and renamed into place
+--- only when complete.
+---@param opts table {index =, all =, to =, sink =, markAsRead =, overwrite =}
+---@return string|table|nil path the file (a list of files for an extracted `all`)
+---@return as2gateway.Error|nil err
+function Client:download(kind, id, opts)
+  check_kind(kind, DOWNLOADABLE, "download")
+  check_id(id, "download")
+  opts = check_params(opts, { index = true, all = true, to = true, sink = true,
+    markAsRead = true, overwrite = true }, "download")
+  local path = { MESSAGE, kind, id, "attachments" }
+  if opts.all then
+    path[#path + 1] = "all"
+  elseif opts.index ~= nil then
+    if type(opts.index) ~= "number" or opts.index < 0 or opts.index % 1 ~= 0 then
+      error("download: index must be a non-negative integer", 2)
+    end
+    path[#path + 1] = tostring(floor(opts.index))
+  end
+  return self:_fetch(kind, path, opts)
+end
+
+--- Downloads the MDN of a message; opts as for download (to, sink, markAsRead).
+function Client:mdn(kind, id, opts)
+  check_kind(kind, DOWNLOADABLE, "mdn")
+  check_id(id, "mdn")
+  opts = check_params(opts, { to = true, sink = true, markAsRead = true, overwrite = true },
+    "mdn")
+  return self:_fetch(kind, { MESSAGE, kind, id, "mdn" }, opts)
+end
+
+function Client:_fetch(kind, path, opts)
+  if opts.to == nil and opts.sink == nil then error("download: give `to` or `sink`", 3) end
+  local query = (kind == "received" and opts.markAsRead) and { markAsRead = true } or nil
+  local spec = { path = path, query = query }
+  if opts.sink then
+    spec.sink = opts.sink
+    local res, err = self.core:perform(spec)
+    if not res then return nil, err end
+    return true, res
+  end
+  local into_dir = is_dir(opts.to)
+  if into_dir and opts.all then
+    return require("as2gateway.batch").download_all(self, spec, opts.to)
+  end
+  if into_dir then
+    spec.to_dir = opts.to
+  else
+    spec.to_file = opts.to
+    spec.no_clobber = not opts.overwrite
+  end
+  local res, err = self.core:perform(spec)
+  if not res then return nil, err end
+  return res.path, res
+end
+
+--- Downloads the attachments of any number of received messages, 100 IDs per
+--- request, continuing after 206 answers, and extracts them safely into
+--- `opts.to/<message folder>/<attachment>`. Returns a table by ID:
+--- {folder =, paths = {...}} or {err = ...}.
+---@param ids string[]
+---@param opts table {to = folder, markAsRead = boolean}
+function Client:download_batch(ids, opts)
+  return require("as2gateway.batch").download(self, ids, opts)
+end
+
+-- The convenience layer: drain, wait, send_dir (as2gateway.workflows).
+for name, fn in pairs(require("as2gateway.workflows")) do
+  Client[name] = fn
+end
 
 return _M

@@ -1,0 +1,287 @@
+--- as2gateway.batch: batch downloads (100 IDs a request, continued after 206 answers)
+-- and safe zip extraction. Zip entry names come from the server and, through it,
+-- from trading partners: none is ever used as a path. An entry is accepted only as
+-- `<requested ID>/<plain name>`; the name is sanitised; links, directories, nested
+-- paths and oversized or overcompressed entries are refused; nothing replaces a file
+-- that this download did not write itself (unless asked to).
+local core = require "as2gateway.core"
+local cjson = require "cjson.safe"
+
+local ipairs, pairs, type, tostring = ipairs, pairs, type, tostring
+local min = math.min
+
+local M = {
+  MAX_IDS = 100,
+  MAX_ENTRIES = 2000,                  -- 100 messages x (10 files + .error), with room
+  MAX_ENTRY_BYTES = 64 * 1024 * 1024,  -- an attachment is at most 10 MB when sent
+  MAX_ZIP_BYTES = 512 * 1024 * 1024,   -- declared total of one answer
+  MAX_RATIO = 200,                     -- uncompressed/compressed, past 1 MiB
+}
+
+local function err(kind, fmt, ...)
+  return core.error(kind, fmt:format(...))
+end
+
+--- The folder of a message: its ID without the angle brackets, sanitised.
+function M.folder_of(id)
+  return core.sanitize_filename((id:gsub("^<(.*)>$", "%1")))
+end
+
+local function split_ext(name)
+  local base, ext = name:match("^(.+)(%.[^.]+)$")
+  if not base then return name, "" end
+  return base, ext
+end
+
+-- A path for `name` in `dir` that is neither taken by this extraction nor an existing
+-- file this download did not write itself.
+local function choose(dir, name, taken, written, overwrite)
+  local base, ext = split_ext(name)
+  local candidate, n = name, 1
+  while true do
+    local path = dir .. "/" .. candidate
+    if not taken[candidate] and (overwrite or written[path] or not core.stat(path)) then
+      taken[candidate] = true
+      return path
+    end
+    n = n + 1
+    candidate = core.sanitize_filename(("%s (%d)%s"):format(base, n, ext))
+  end
+end
+
+local function read_small(zip, entry, scratch)
+  local ok, e = zip:extract(entry.index, scratch, 64 * 1024)
+  if not ok then return nil, e end
+  local f = io.open(scratch, "rb")
+  local text = f and f:read("*a") or ""
+  if f then f:close() end
+  os.remove(scratch)
+  return text
+end
+
+-- Checks what an entry declares before anything is extracted.
+local function suspicious(e, limits)
+  if e.link then return "a link" end
+  if e.encrypted then return "encrypted" end
+  if e.size > limits.max_entry then return "larger than the limit" end
+  if e.size > 1024 * 1024 and e.size > M.MAX_RATIO * math.max(e.compressed, 1) then
+    return "compressed suspiciously well (a zip bomb?)"
+  end
+end
+
+--- Extracts a batch zip into `to/<folder of ID>/`. `wanted` maps each requested ID
+--- to true. Fills state.results[id] = {folder, paths, err}; refused entries go to
+--- state.refused as {entry =, reason =}.
+function M.extract(zip_path, wanted, state)
+  local zip, e = core.zip_open(zip_path)
+  if not zip then return nil, e end
+  local entries
+  entries, e = zip:entries()
+  if not entries then zip:close() return nil, e end
+  if #entries > M.MAX_ENTRIES then
+    zip:close()
+    return nil, err("protocol", "the batch archive holds %d entries, over %d", #entries,
+      M.MAX_ENTRIES)
+  end
+  local declared = 0
+  for _, entry in ipairs(entries) do declared = declared + entry.size end
+  if declared > M.MAX_ZIP_BYTES then
+    zip:close()
+    return nil, err("protocol", "the batch archive declares %d bytes", declared)
+  end
+  local taken = {}
+  for _, entry in ipairs(entries) do
+    local id, name = entry.name:match("^([^/]*)/(.*)$")
+    local reason
+    if not id or not wanted[id] then
+      reason = "not inside the folder of a requested message"
+    elseif entry.dir then
+      reason = nil -- folders are implied; nothing to do
+    elseif name == "" or name:find("/") or name:find("\\", 1, true) then
+      reason = "a nested or empty path"
+    else
+      reason = suspicious(entry, state.limits)
+    end
+    if reason then
+      state.refused[#state.refused + 1] = { entry = entry.name, reason = reason }
+    elseif not entry.dir then
+      local r = state.results[id]
+      local dir = state.to .. "/" .. M.folder_of(id)
+      if name == ".error" then
+        local text = read_small(zip, entry, state.to .. "/.as2g-error-" .. core.random_hex(8))
+        r.err = err("notfound", "%s", (text or "the gateway reported an error"):sub(1, 300))
+      else
+        local ok, mkerr = core.mkdir(dir)
+        if ok then
+          taken[id] = taken[id] or {}
+          local path = choose(dir, core.sanitize_filename(name), taken[id], state.written,
+            state.overwrite)
+          ok, mkerr = zip:extract(entry.index, path, state.limits.max_entry,
+            not (state.overwrite or state.written[path]))
+          if ok then
+            state.written[path] = true
+            r.folder = dir
+            r.paths[#r.paths + 1] = path
+          end
+        end
+        if not ok then r.err = mkerr end
+      end
+    end
+  end
+  zip:close()
+  return true
+end
+
+local function new_state(client, opts)
+  if type(opts) ~= "table" or type(opts.to) ~= "string" then
+    error("download_batch: opts.to (a folder) is required", 3)
+  end
+  for k in pairs(opts) do
+    if k ~= "to" and k ~= "markAsRead" and k ~= "overwrite" and k ~= "max_entry_bytes" then
+      error(("download_batch: unknown option '%s'"):format(tostring(k)), 3)
+    end
+  end
+  if core.stat(opts.to) ~= "dir" then
+    return nil, err("invalid", "%s is not a folder", opts.to)
+  end
+  return {
+    client = client, to = opts.to, mark = opts.markAsRead == true,
+    overwrite = opts.overwrite == true, results = {}, refused = {}, written = {},
+    limits = { max_entry = opts.max_entry_bytes or M.MAX_ENTRY_BYTES },
+  }
+end
+
+-- The first message of a request alone went past the batch limit: asking again would
+-- bring the same part. Its remaining attachments come one by one instead.
+local function finish_one_by_one(state, id, last_included)
+  local client, r = state.client, state.results[id]
+  local msg, e = client:get("received", id)
+  if not msg then r.err = e return end
+  local dir = state.to .. "/" .. M.folder_of(id)
+  local ok
+  ok, e = core.mkdir(dir)
+  if not ok then r.err = e return end
+  local atts = msg.attachments or {}
+  local taken = {}
+  for _, p in ipairs(r.paths) do taken[p:match("[^/]+$")] = true end
+  for i = last_included + 1, #atts - 1 do
+    local path = choose(dir, core.sanitize_filename(atts[i + 1].name or "attachment"),
+      taken, state.written, state.overwrite)
+    local got
+    got, e = client:download("received", id, { index = i, to = path,
+      markAsRead = state.mark and i == #atts - 1, overwrite = state.written[path] })
+    if not got then r.err = e return end
+    state.written[path] = true
+    r.paths[#r.paths + 1] = path
+  end
+  r.folder = dir
+end
+
+-- One batch request for `pending` (at most 100 IDs); returns the IDs still to fetch.
+local function fetch(state, pending)
+  local zip_path = state.to .. "/.as2g-batch-" .. core.random_hex(8) .. ".zip"
+  local res, e = state.client.core:perform {
+    method = "POST", path = { "message", "received", "batch", "attachments" },
+    query = state.mark and { markAsRead = true } or nil,
+    headers = { ["Content-Type"] = "application/json" },
+    body = cjson.encode(pending), to_file = zip_path, no_clobber = true,
+  }
+  if not res then return nil, e end
+  local wanted = {}
+  for _, id in ipairs(pending) do wanted[id] = true end
+  local ok
+  ok, e = M.extract(zip_path, wanted, state)
+  os.remove(zip_path)
+  if not ok then return nil, e end
+  if res.status ~= 206 then return {} end
+  local m, a = res.truncation.message, res.truncation.attachment
+  if m >= #pending then
+    return nil, err("protocol", "206 with truncation index (%d,%d) past the %d IDs asked for",
+      m, a, #pending)
+  end
+  if m == 0 then
+    finish_one_by_one(state, pending[1], a)
+    m = 1
+  end
+  -- the partly included message is asked for again, from its first attachment
+  local rest = {}
+  for i = m + 1, #pending do rest[#rest + 1] = pending[i] end
+  return rest
+end
+
+--- client:download_batch(ids, {to =, markAsRead =, overwrite =}) -> results by ID,
+--- report {refused = {...}}; or nil, err when nothing could be done.
+function M.download(client, ids, opts)
+  if type(ids) ~= "table" then error("download_batch: a list of IDs expected", 2) end
+  local state, e = new_state(client, opts)
+  if not state then return nil, e end
+  local order, seen = {}, {}
+  for _, id in ipairs(ids) do
+    if type(id) ~= "string" or id == "" then
+      error("download_batch: IDs must be non-empty strings", 2)
+    end
+    if not seen[id] then
+      seen[id] = true
+      order[#order + 1] = id
+      state.results[id] = { paths = {} }
+    end
+  end
+  for first = 1, #order, M.MAX_IDS do
+    local pending = {}
+    for i = first, min(first + M.MAX_IDS - 1, #order) do pending[#pending + 1] = order[i] end
+    while #pending > 0 do
+      local before = #pending
+      local rest
+      rest, e = fetch(state, pending)
+      if not rest then
+        for _, id in ipairs(pending) do
+          state.results[id].err = state.results[id].err or e
+        end
+        break
+      end
+      if #rest >= before then -- cannot happen with the rules above: never loop
+        for _, id in ipairs(rest) do
+          state.results[id].err = err("protocol", "the batch download did not advance")
+        end
+        break
+      end
+      pending = rest
+    end
+  end
+  return state.results, { refused = state.refused }
+end
+
+--- Extracts a message's /all zip into `to`, entries named by attachment name.
+function M.download_all(client, spec, to)
+  local zip_path = to .. "/.as2g-all-" .. core.random_hex(8) .. ".zip"
+  spec.to_file, spec.no_clobber = zip_path, true
+  local res, e = client.core:perform(spec)
+  if not res then return nil, e end
+  local zip
+  zip, e = core.zip_open(zip_path)
+  if not zip then os.remove(zip_path) return nil, e end
+  local entries = zip:entries() or {}
+  local paths, taken, refused = {}, {}, {}
+  local limits = { max_entry = M.MAX_ENTRY_BYTES }
+  for _, entry in ipairs(entries) do
+    local reason = (entry.name == "" or entry.name:find("[/\\]")) and "a path, not a name"
+      or suspicious(entry, limits)
+    if entry.dir then
+      reason = reason or "a folder"
+    end
+    if reason then
+      refused[#refused + 1] = { entry = entry.name, reason = reason }
+    else
+      local path = choose(to, core.sanitize_filename(entry.name), taken, {}, false)
+      local ok
+      ok, e = zip:extract(entry.index, path, limits.max_entry, true)
+      if not ok then zip:close() os.remove(zip_path) return nil, e end
+      paths[#paths + 1] = path
+    end
+  end
+  zip:close()
+  os.remove(zip_path)
+  return paths, { refused = refused }
+end
+
+return M
