@@ -1,0 +1,57 @@
+-- Every example in examples/ (the README's code) runs against the sandbox.
+local h = require "helpers"
+
+local function run(script, args, env)
+  local cmd = ("cd %s && %s LUA_PATH='./lua/?.lua;./lua/?/init.lua;;' "
+    .. "LUA_CPATH='./build/lua54/?.so;;' lua5.4 %s %s 2>&1; echo \"exit=$?\"")
+    :format(h.quote(os.getenv("PWD") or "."), env or "", script, args or "")
+  local p = io.popen(cmd)
+  local out = p:read("a")
+  p:close()
+  return out, tonumber(out:match("exit=(%d+)%s*$"))
+end
+
+describe("examples", function()
+  before_each(h.reset)
+
+  it("quickstart.lua sends, waits, drains and summarises", function()
+    local inbox = h.tmpname()
+    local out, code = run("examples/quickstart.lua", "", "INBOX=" .. h.quote(inbox))
+    assert.are.equal(0, code, out)
+    -- the two seed messages and the two echoes
+    assert.truthy(out:find("drained 4 messages into " .. inbox, 1, true), out)
+    os.execute("rm -rf " .. h.quote(inbox))
+  end)
+
+  it("send_invoice.lua sends a file and sees it delivered", function()
+    local out, code = run("examples/send_invoice.lua")
+    assert.are.equal(0, code, out)
+    assert.truthy(out:find("sent%s+Delivered%s+MDN Received"), out)
+  end)
+
+  it("drain_inbox.lua drains into a folder, and a second run finds nothing", function()
+    local dir = h.tmpname()
+    local out, code = run("examples/drain_inbox.lua", h.quote(dir))
+    assert.are.equal(0, code, out)
+    assert.truthy(out:find("2 messages, 2 done"), out)
+    out, code = run("examples/drain_inbox.lua", h.quote(dir))
+    assert.are.equal(0, code, out)
+    assert.truthy(out:find("0 messages, 0 done"), out)
+    os.execute("rm -rf " .. h.quote(dir))
+  end)
+
+  it("list_messages.lua walks a listing", function()
+    local out, code = run("examples/list_messages.lua", "received")
+    assert.are.equal(0, code, out)
+    assert.truthy(out:find("2 messages"), out)
+    assert.truthy(out:find("Invoice 1001", 1, true), out)
+  end)
+
+  it("send_folder.lua sends every file and reports it", function()
+    local out, code = run("examples/send_folder.lua")
+    assert.are.equal(0, code, out)
+    local sent = 0
+    for _ in out:gmatch("order%-%d%.csv%s+<") do sent = sent + 1 end
+    assert.are.equal(3, sent, out)
+  end)
+end)
