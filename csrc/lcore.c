@@ -28,7 +28,7 @@ typedef struct lrequest lrequest;
 typedef struct lclient {
     a2g_client *c;           /* NULL once closed */
     lua_State *L;            /* the state of the call in progress, for hooks */
-    int log_ref, clock_ref, sleep_ref;
+    int log_ref, clock_ref, sleep_ref, progress_ref;
     int hook_error_ref;      /* an error a log or clock hook raised */
     lrequest *requests;      /* live requests, closed with the client */
 } lclient;
@@ -253,6 +253,27 @@ static void hook_log(void *ud, const a2g_event *ev)
         stash(L, &lc->hook_error_ref);
 }
 
+/* progress(ul_now, ul_total, dl_now, dl_total) during transfers; an error aborts the
+ * transfer and is raised once libcurl has returned. */
+static int hook_progress(void *ud, int64_t dl_now, int64_t dl_total, int64_t ul_now,
+                         int64_t ul_total)
+{
+    lclient *lc = ud;
+    lua_State *L = lc->L;
+    if (!L || lc->hook_error_ref != LUA_NOREF)
+        return lc->hook_error_ref != LUA_NOREF;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, lc->progress_ref);
+    lua_pushnumber(L, (lua_Number)ul_now);
+    lua_pushnumber(L, (lua_Number)ul_total);
+    lua_pushnumber(L, (lua_Number)dl_now);
+    lua_pushnumber(L, (lua_Number)dl_total);
+    if (lua_pcall(L, 4, 0, 0) != 0) {
+        stash(L, &lc->hook_error_ref);
+        return 1;
+    }
+    return 0;
+}
+
 /* Sinks and readers run inside libcurl's callbacks: under lua_pcall, an error stashed
  * and the transfer aborted, never a longjmp through libcurl. */
 static int sink_write(void *ud, const char *data, size_t n)
@@ -326,7 +347,7 @@ static const char *const CLIENT_OPTIONS[] = {
     "url", "username", "password", "token", "token_expiry", "cainfo", "proxy",
     "connect_timeout", "timeout", "low_speed_limit", "low_speed_time", "user_agent",
     "rate_limit", "retries", "backoff_base", "backoff_cap", "retry_after_cap", "max_json",
-    "log", "clock", "sleep", NULL
+    "log", "clock", "sleep", "progress", NULL
 };
 
 /* core.new(options) -> client. The userdata starts closed, with its metatable set,
@@ -336,7 +357,8 @@ static int l_new(lua_State *L)
     luaL_checktype(L, 1, LUA_TTABLE);
     lclient *lc = lua_newuserdata(L, sizeof *lc);
     memset(lc, 0, sizeof *lc);
-    lc->log_ref = lc->clock_ref = lc->sleep_ref = lc->hook_error_ref = LUA_NOREF;
+    lc->log_ref = lc->clock_ref = lc->sleep_ref = lc->progress_ref = LUA_NOREF;
+    lc->hook_error_ref = LUA_NOREF;
     luaL_setmetatable(L, CLIENT_MT);
 
     check_keys(L, 1, "as2gateway.new", CLIENT_OPTIONS);
@@ -384,6 +406,7 @@ static int l_new(lua_State *L)
     lc->log_ref = opt_function(L, 1, "log");
     lc->clock_ref = opt_function(L, 1, "clock");
     lc->sleep_ref = opt_function(L, 1, "sleep");
+    lc->progress_ref = opt_function(L, 1, "progress");
 
     a2g_client *c = calloc(1, sizeof *c);
     if (!c)
@@ -398,6 +421,10 @@ static int l_new(lua_State *L)
     c->clock_ud = lc;
     c->log = hook_log;
     c->log_ud = lc;
+    if (lc->progress_ref != LUA_NOREF) {
+        c->transport.progress = hook_progress;
+        c->transport.progress_ud = lc;
+    }
     lc->c = c;
     lc->L = L;
     return 1;
@@ -414,7 +441,8 @@ static void client_close(lua_State *L, lclient *lc)
         free(lc->c);
         lc->c = NULL;
     }
-    int *refs[] = { &lc->log_ref, &lc->clock_ref, &lc->sleep_ref, &lc->hook_error_ref };
+    int *refs[] = { &lc->log_ref, &lc->clock_ref, &lc->sleep_ref, &lc->progress_ref,
+                    &lc->hook_error_ref };
     for (size_t i = 0; i < sizeof refs / sizeof *refs; i++) {
         luaL_unref(L, LUA_REGISTRYINDEX, *refs[i]);
         *refs[i] = LUA_NOREF;
@@ -443,6 +471,17 @@ static int l_client_stats(lua_State *L)
     lua_pushnumber(L, (lua_Number)s->waited_ms / 1000.0);
     lua_setfield(L, -2, "waited");
     return 1;
+}
+
+/* client:token() -> token, expiry (ms) | nil: what the client holds now, no request. */
+static int l_client_token(lua_State *L)
+{
+    lclient *lc = check_client(L, 1);
+    if (!lc->c->auth.token)
+        return 0;
+    lua_pushstring(L, lc->c->auth.token);
+    lua_pushnumber(L, (lua_Number)lc->c->auth.expiry_ms);
+    return 2;
 }
 
 static int l_client_tostring(lua_State *L)
@@ -988,6 +1027,7 @@ static const luaL_Reg client_methods[] = {
     { "perform", l_client_perform },
     { "authorize", l_client_authorize },
     { "stats", l_client_stats },
+    { "token", l_client_token },
     { "close", l_client_close },
     { NULL, NULL }
 };

@@ -6,7 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "compat.h"
 
@@ -216,7 +218,57 @@ static int l_sleep(lua_State *L)
     return 0;
 }
 
+/* core.isatty(fd) -> boolean */
+static int l_isatty(lua_State *L)
+{
+    lua_pushboolean(L, isatty((int)luaL_checkinteger(L, 1)));
+    return 1;
+}
+
+/* core.write_private(path, data) -> true | nil, err: a file only its owner can read
+ * (0600 from the start), written whole and renamed into place. */
+static int l_write_private(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    size_t len;
+    const char *data = luaL_checklstring(L, 2, &len);
+    a2g_error err;
+    size_t n = strlen(path) + 16;
+    char *tmp = malloc(n);
+    if (!tmp)
+        return luaL_error(L, "out of memory");
+    snprintf(tmp, n, "%s.XXXXXX", path);
+    int fd = mkostemp(tmp, O_CLOEXEC); /* mode 0600 */
+    if (fd < 0) {
+        a2g_fail(&err, A2G_IO, 0, "cannot write %s: %s", path, strerror(errno));
+        free(tmp);
+        return fail(L, &err);
+    }
+    size_t off = 0;
+    while (off < len) {
+        ssize_t w = write(fd, data + off, len - off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            break;
+        off += (size_t)w;
+    }
+    int ok = off == len && fsync(fd) == 0;
+    close(fd);
+    if (!ok || rename(tmp, path) != 0) {
+        a2g_fail(&err, A2G_IO, 0, "cannot write %s: %s", path, strerror(errno));
+        unlink(tmp);
+        free(tmp);
+        return fail(L, &err);
+    }
+    free(tmp);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
 static const luaL_Reg util_functions[] = {
+    { "isatty", l_isatty },
+    { "write_private", l_write_private },
     { "random_hex", l_random_hex },
     { "now", l_now },
     { "sleep", l_sleep },

@@ -72,6 +72,14 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *userdata)
     return n;
 }
 
+static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                       curl_off_t ulnow)
+{
+    a2g_transport *t = ud;
+    return t->progress(t->progress_ud, (int64_t)dlnow, (int64_t)dltotal, (int64_t)ulnow,
+                       (int64_t)ultotal);
+}
+
 int a2g_transport_start(a2g_transport *t, a2g_xfer *x, a2g_error *err)
 {
     CURL *e = t->easy;
@@ -109,6 +117,11 @@ int a2g_transport_start(a2g_transport *t, a2g_xfer *x, a2g_error *err)
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, t);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->headers);
+    if (t->progress) {
+        curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, on_progress);
+        curl_easy_setopt(e, CURLOPT_XFERINFODATA, t);
+        curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
+    }
 
     int has_body = x->source && x->source->kind != A2G_SRC_NONE;
     if (strcmp(x->method, "GET") == 0) {

@@ -4,6 +4,8 @@
 #ifndef A2G_TRANSPORT_H
 #define A2G_TRANSPORT_H
 
+#include <stdint.h>
+
 #include <curl/curl.h>
 
 #include "buf.h"
@@ -36,9 +38,15 @@ typedef struct a2g_xfer {
     curl_off_t request_bytes;   /* request head and body bytes that went out */
 } a2g_xfer;
 
+/* Progress of the transfer in flight (bytes); return non-zero to abort it. */
+typedef int (*a2g_progress_fn)(void *ud, int64_t dl_now, int64_t dl_total, int64_t ul_now,
+                               int64_t ul_total);
+
 typedef struct a2g_transport {
     CURLM *multi;
     CURL *easy;
+    a2g_progress_fn progress;
+    void *progress_ud;
     a2g_xfer *current;
     char *cainfo, *proxy, *user_agent;
     long connect_timeout_ms, timeout_ms, low_speed_limit, low_speed_time;

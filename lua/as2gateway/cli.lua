@@ -1,0 +1,636 @@
+--- as2gateway.cli: the `as2g` command-line tool (bin/as2g is its launcher).
+-- Tables for people, --json for scripts, data on stdout and diagnostics on stderr,
+-- progress bars when stderr is a terminal, documented exit codes, and the password
+-- never on the command line.
+local argparse = require "argparse"
+local cjson = require "cjson.safe"
+local as2gateway = require "as2gateway"
+local core = as2gateway.core
+
+local M = {}
+
+-- Exit codes (documented in `as2g --help` and in the README).
+local EXIT = {
+  ok = 0, failure = 1, usage = 2, auth = 3, notfound = 4, ratelimited = 5,
+  network = 6, unknown_outcome = 7,
+}
+M.EXIT = EXIT
+
+local BY_KIND = {
+  auth = EXIT.auth, notfound = EXIT.notfound, ratelimited = EXIT.ratelimited,
+  network = EXIT.network, tls = EXIT.network, timeout = EXIT.network,
+  redirect = EXIT.network, unknown_outcome = EXIT.unknown_outcome,
+}
+
+local EXIT_HELP = [[
+Exit codes:
+  0  success
+  1  failure (the gateway refused the request, a local file problem, ...)
+  2  usage error
+  3  authentication failed (credentials or token refused, none available)
+  4  not found
+  5  rate-limited (still, after waiting and retrying)
+  6  network, TLS or timeout failure
+  7  outcome of a send unknown: it may have been enqueued; check before resending
+
+Configuration: AS2G_URL, AS2G_USERNAME, AS2G_PASSWORD, AS2G_CA in the environment,
+or a config file ($AS2G_CONFIG, default ~/.config/as2g/config) with [NAME] sections
+of url/username/password/ca, chosen with --account NAME (default "default").
+The password is never taken from the command line: environment, config file, or a
+prompt without echo.]]
+
+-- Output -------------------------------------------------------------------------
+
+local stdout, stderr = io.stdout, io.stderr
+
+local function say(...) stderr:write(...) stderr:write("\n") end
+
+local function json_line(v)
+  stdout:write(cjson.encode(v), "\n")
+end
+
+local function iso(ms)
+  if type(ms) ~= "number" then return "" end
+  return os.date("!%Y-%m-%d %H:%M:%S", ms // 1000)
+end
+
+--- Prints rows as aligned columns: `columns` = {{title, function(row) -> text}}.
+local function table_out(columns, rows)
+  local widths, cells = {}, {}
+  for c, col in ipairs(columns) do widths[c] = #col[1] end
+  for r, row in ipairs(rows) do
+    cells[r] = {}
+    for c, col in ipairs(columns) do
+      local text = tostring(col[2](row) or ""):gsub("[%c]", " ")
+      cells[r][c] = text
+      if #text > widths[c] then widths[c] = math.min(#text, 60) end
+    end
+  end
+  local function line(values)
+    local out = {}
+    for c, v in ipairs(values) do
+      if #v > widths[c] then v = v:sub(1, widths[c] - 1) .. "~" end
+      out[c] = c < #values and v .. string.rep(" ", widths[c] - #v) or v
+    end
+    stdout:write(table.concat(out, "  "), "\n")
+  end
+  local titles = {}
+  for c, col in ipairs(columns) do titles[c] = col[1] end
+  line(titles)
+  for _, row in ipairs(cells) do line(row) end
+end
+
+local MESSAGE_COLUMNS = {
+  { "ID", function(m) return m.as2MessageId end },
+  { "TIME (UTC)", function(m) return iso(m.persistedTimestamp) end },
+  { "PARTNER", function(m) return m.receiverId end },
+  { "STATION", function(m) return m.senderId end },
+  { "SUBJECT", function(m) return m.subject end },
+  { "STATUS", function(m) return m.deliveryStatus or m.mdnStatus end },
+  { "FILES", function(m) return m.attachments and #m.attachments or "" end },
+}
+
+-- Progress: a bar on stderr while a transfer runs, only on a terminal.
+local function progress_bar()
+  local last, shown = 0, false
+  return function(ul_now, ul_total, dl_now, dl_total)
+    local now, total = dl_now, dl_total
+    if ul_total > 0 and ul_now < ul_total or (dl_total == 0 and ul_total > 0) then
+      now, total = ul_now, ul_total
+    end
+    local t = core.now()
+    if total <= 0 or (t - last < 0.1 and now < total) then return end
+    last, shown = t, true
+    local width = 30
+    local filled = math.floor(width * now / total)
+    stderr:write(("\r%3d%% [%s%s] %.1f/%.1f MB"):format(math.floor(100 * now / total),
+      string.rep("=", filled), string.rep(" ", width - filled), now / 1048576,
+      total / 1048576))
+    if now >= total then stderr:write("\n") shown = false end
+  end, function() if shown then stderr:write("\n") end end
+end
+
+-- Configuration -------------------------------------------------------------------
+
+local function home(path)
+  return (path:gsub("^~", os.getenv("HOME") or ""))
+end
+
+local function read_config(file, account)
+  local f = io.open(home(file), "r")
+  if not f then return {} end
+  local section, values, found = nil, {}, false
+  for line in f:lines() do
+    line = line:gsub("^%s+", ""):gsub("%s+$", "")
+    local name = line:match("^%[(.-)%]$")
+    if name then
+      section = name
+      found = found or name == account
+    elseif section == account and line ~= "" and not line:match("^[#;]") then
+      local k, v = line:match("^([%w_]+)%s*=%s*(.-)$")
+      if k then values[k] = v end
+    end
+  end
+  f:close()
+  return values, found
+end
+
+-- FNV-1a: a stable file name per (url, username) for the token cache.
+local function fnv(s)
+  local h = 2166136261
+  for i = 1, #s do h = ((h ~ s:byte(i)) * 16777619) & 0xffffffff end
+  return ("%08x"):format(h)
+end
+
+local function cache_path(cfg)
+  local base = os.getenv("XDG_CACHE_HOME") or home("~/.cache")
+  return base .. "/as2g", base .. "/as2g/token-" .. fnv(cfg.url .. "\0" .. cfg.username)
+end
+
+local function read_token(cfg)
+  local _, path = cache_path(cfg)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local t = cjson.decode(f:read("a") or "")
+  f:close()
+  if type(t) ~= "table" or t.url ~= cfg.url or t.username ~= cfg.username
+     or type(t.token) ~= "string" or type(t.expiry) ~= "number" then
+    return nil
+  end
+  return t
+end
+
+local function save_token(cfg, token, expiry)
+  local dir, path = cache_path(cfg)
+  local parent = dir:match("^(.*)/[^/]+$")
+  if parent then core.mkdir(parent) end
+  core.mkdir(dir)
+  return core.write_private(path, cjson.encode { url = cfg.url, username = cfg.username,
+    token = token, expiry = expiry })
+end
+
+local function prompt_password(cfg)
+  local tty = io.open("/dev/tty", "r")
+  if not tty then return nil end
+  stderr:write(("Password for %s at %s: "):format(cfg.username, cfg.url))
+  os.execute("stty -echo < /dev/tty 2>/dev/null")
+  local pw = tty:read("l")
+  os.execute("stty echo < /dev/tty 2>/dev/null")
+  stderr:write("\n")
+  tty:close()
+  return pw
+end
+
+local function resolve(args)
+  local account = args.account or os.getenv("AS2G_ACCOUNT") or "default"
+  local file = os.getenv("AS2G_CONFIG") or ((os.getenv("XDG_CONFIG_HOME") or "~/.config")
+    .. "/as2g/config")
+  local conf, found = read_config(file, account)
+  if args.account and not found then
+    return nil, ("no [%s] section in %s"):format(account, file)
+  end
+  local cfg = {
+    url = args.url or os.getenv("AS2G_URL") or conf.url,
+    username = args.username or os.getenv("AS2G_USERNAME") or conf.username,
+    password = os.getenv("AS2G_PASSWORD") or conf.password,
+    ca = args.ca or os.getenv("AS2G_CA") or conf.ca,
+  }
+  if not cfg.url then return nil, "no gateway URL: set AS2G_URL, --url or a config file" end
+  if not cfg.username then
+    return nil, "no username: set AS2G_USERNAME, --username or a config file"
+  end
+  return cfg
+end
+
+-- Commands -----------------------------------------------------------------------------
+
+local Fail = {}
+
+--- Ends the command: with an error object, or an exit code and a message for stderr.
+local function fail(err, code, msg)
+  error(setmetatable({ err = err, code = code, msg = msg }, Fail), 0)
+end
+
+local function check(v, err)
+  if v == nil then fail(err) end
+  return v
+end
+
+local commands = {}
+
+function commands.login(ctx)
+  local token, expiry = ctx.client:authorize()
+  check(token, expiry)
+  ctx.saved = true
+  save_token(ctx.cfg, token, expiry)
+  if ctx.args.json then
+    json_line { url = ctx.cfg.url, username = ctx.cfg.username, expiry = expiry }
+  else
+    say(("Logged in as %s; token cached until %s UTC"):format(ctx.cfg.username, iso(expiry)))
+  end
+end
+
+function commands.logout(ctx)
+  local _, path = cache_path(ctx.cfg)
+  os.remove(path)
+  say("Token cache removed")
+end
+
+local function send_params(a)
+  return { subject = a.subject, partnerType = a.partner_type, profile = a.profile }
+end
+
+function commands.send(ctx)
+  local a = ctx.args
+  local res = check(ctx.client:send(a.station, a.partner, a.file, send_params(a)))
+  if a.wait then
+    local msg, state = ctx.client:wait(res.link, { timeout = tonumber(a.timeout) or 300 })
+    check(msg, state)
+    res.state, res.mdnStatus = state, msg.mdnStatus
+  end
+  if a.json then json_line(res) return end
+  stdout:write(res.as2MessageId, "\n")
+  say(("Queued %d file(s) for %s%s"):format(#a.file, a.partner,
+    res.state and (": " .. res.state .. ", MDN " .. tostring(res.mdnStatus)) or ""))
+end
+
+local function list_params(a)
+  local p = {
+    sortCol = a.sort, sortDir = a.asc and "asc" or (a.desc and "desc") or nil,
+    partnerType = a.partner_type, pageLength = tonumber(a.page_length),
+  }
+  if a.kind == "queued" then
+    p.query = a.query
+  else
+    p.partnerAS2Id, p.stationAS2Id, p.as2MessageId, p.subject =
+      a.partner, a.station, a.id, a.subject
+  end
+  if a.unread then
+    if a.kind ~= "received" then fail(nil, EXIT.usage, "--unread is for received") end
+    p.unreadOnly = true
+  end
+  return p
+end
+
+function commands.ls(ctx)
+  local a = ctx.args
+  local params = list_params(a)
+  if a.all then
+    local rows = {}
+    local it = ctx.client:messages(a.kind, params)
+    for m in it do
+      if a.json then json_line(m) else rows[#rows + 1] = m end
+    end
+    check(not it.err or nil, it.err)
+    if not a.json then table_out(MESSAGE_COLUMNS, rows) end
+    return
+  end
+  params.pageOffset = tonumber(a.page)
+  local page = check(ctx.client:list(a.kind, params))
+  if a.json then json_line(page) return end
+  table_out(MESSAGE_COLUMNS, page.records or {})
+  say(("%d of %d (page %d)"):format(#(page.records or {}), page.totalRecords or 0,
+    tonumber(a.page) or 0))
+end
+
+function commands.show(ctx)
+  local a = ctx.args
+  local msg = check(ctx.client:get(a.kind, a.id,
+    a.mark_read and { markAsRead = true } or nil))
+  if a.json then json_line(msg) return end
+  local function row(k, v)
+    if v ~= nil then stdout:write(("%-24s %s\n"):format(k, tostring(v))) end
+  end
+  row("as2MessageId", msg.as2MessageId)
+  row("persistedTimestamp", iso(msg.persistedTimestamp) .. " UTC")
+  for _, k in ipairs { "subject", "receiverId", "senderId", "partnerType", "deliveryStatus",
+    "transportStatusReceived", "mdnStatus", "encrypted", "signed", "compressed" } do
+    row(k, msg[k])
+  end
+  if msg.mdnMessage then row("mdnMessage", msg.mdnMessage.content) end
+  for i, att in ipairs(msg.attachments or {}) do
+    row(("attachment %d"):format(i - 1), ("%s (%d bytes)"):format(att.name, att.size))
+  end
+end
+
+local function target(a)
+  local to = a.to or "."
+  return to
+end
+
+function commands.download(ctx)
+  local a = ctx.args
+  if #a.id > 1 then
+    if a.kind ~= "received" then fail(nil, EXIT.usage, "a batch of IDs is for received") end
+    local dir = a.to or "."
+    local results, report = check(ctx.client:download_batch(a.id,
+      { to = dir, markAsRead = a.mark_read }))
+    local code = EXIT.ok
+    for _, id in ipairs(a.id) do
+      local r = results[id]
+      if a.json then
+        json_line { as2MessageId = id, paths = r.paths, error = r.err and tostring(r.err) }
+      elseif r.err then
+        say(id, ": ", tostring(r.err))
+      else
+        for _, p in ipairs(r.paths) do stdout:write(p, "\n") end
+      end
+      if r.err then code = BY_KIND[r.err.kind] or EXIT.failure end
+    end
+    for _, ref in ipairs(report.refused) do
+      say("refused zip entry ", ref.entry, ": ", ref.reason)
+    end
+    return code
+  end
+  local opts = { to = target(a), markAsRead = a.mark_read, all = a.all,
+    index = tonumber(a.index) }
+  local path = check(ctx.client:download(a.kind, a.id[1], opts))
+  local paths = type(path) == "table" and path or { path }
+  if a.json then json_line { paths = paths } return end
+  for _, p in ipairs(paths) do stdout:write(p, "\n") end
+end
+
+function commands.mdn(ctx)
+  local a = ctx.args
+  local path = check(ctx.client:mdn(a.kind, a.id, { to = target(a) }))
+  if a.json then json_line { path = path } return end
+  stdout:write(path, "\n")
+end
+
+local function shell_quote(s)
+  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
+end
+
+function commands.inbox(ctx)
+  local a = ctx.args
+  local handler
+  if a.exec then
+    -- the command gets the message's files as arguments and its ID in the environment;
+    -- a non-zero exit hands the message to it again on the next run
+    handler = function(message, paths)
+      local quoted = {}
+      for i, p in ipairs(paths) do quoted[i] = shell_quote(p) end
+      local cmd = ("AS2G_MESSAGE_ID=%s AS2G_PARTNER=%s AS2G_SUBJECT=%s sh -c %s as2g-exec %s")
+        :format(shell_quote(message.as2MessageId), shell_quote(message.receiverId or ""),
+          shell_quote(message.subject or ""), shell_quote(a.exec), table.concat(quoted, " "))
+      local ok = os.execute(cmd)
+      return ok == true
+    end
+  end
+  local runs, interval = 0, tonumber(a.interval) or 30
+  local code = EXIT.ok
+  while true do
+    runs = runs + 1
+    local seen = {}
+    local summary = check(ctx.client:drain { to = a.to, partnerType = a.partner_type,
+      handler = function(message, paths)
+        seen[#seen + 1] = { as2MessageId = message.as2MessageId, paths = paths,
+          partner = message.receiverId, subject = message.subject }
+        if handler then return handler(message, paths) end
+        return true
+      end })
+    for _, m in ipairs(seen) do
+      if a.json then json_line(m)
+      else for _, p in ipairs(m.paths) do stdout:write(p, "\n") end end
+    end
+    stdout:flush()
+    if summary.failed > 0 then code = EXIT.failure end
+    if not a.json then
+      say(("%d new message(s), %d done, %d to retry"):format(summary.messages, summary.done,
+        summary.failed))
+    end
+    if not a.watch or (a.max_runs and runs >= tonumber(a.max_runs)) then break end
+    ctx.client.sleep(math.max(interval, 2))
+  end
+  return code
+end
+
+function commands.wait(ctx)
+  local a = ctx.args
+  local msg, state = ctx.client:wait(a.id, { timeout = tonumber(a.timeout) or 300,
+    mdn = a.mdn, initial = tonumber(a.initial) })
+  check(msg, state)
+  if a.json then json_line { state = state, message = msg } return end
+  stdout:write(state, "\n")
+  say(("%s: %s, MDN %s"):format(msg.as2MessageId, msg.deliveryStatus or state,
+    tostring(msg.mdnStatus)))
+  if state ~= "sent" then return EXIT.failure end
+end
+
+function commands.stop(ctx)
+  check(ctx.client:stop(ctx.args.id))
+  say("Stopped retrying ", ctx.args.id)
+end
+
+function commands.retry(ctx)
+  check(ctx.client:retry(ctx.args.id))
+  say("Retrying ", ctx.args.id)
+end
+
+function commands.rm(ctx)
+  local a = ctx.args
+  local ids = {}
+  for _, id in ipairs(a.id) do
+    if id == "-" then
+      for line in io.stdin:lines() do
+        line = line:gsub("^%s+", ""):gsub("%s+$", "")
+        if line ~= "" then ids[#ids + 1] = line end
+      end
+    else
+      ids[#ids + 1] = id
+    end
+  end
+  if #ids == 0 then fail(nil, EXIT.usage, "no IDs to delete") end
+  local n = check(ctx.client:delete(a.kind, #ids == 1 and ids[1] or ids))
+  if a.json then json_line { deleted = n } return end
+  say(("Deleted %d of %d"):format(n, #ids))
+  if n < #ids then return EXIT.notfound end
+end
+
+function commands.partners(ctx)
+  local list = check(ctx.client:partners(ctx.args.query))
+  if ctx.args.json then json_line(list) return end
+  table_out({
+    { "AS2 ID", function(p) return p.as2Identifier end },
+    { "NAME", function(p) return p.name end },
+    { "TYPE", function(p) return p.partnerType end },
+    { "MDN", function(p)
+      return p.requestMdn and (p.requestAsyncMdn and "async" or "sync") or "no"
+    end },
+    { "OUTGOING", function(p) return p.pauseOutgoing and "paused" or "on" end },
+  }, list)
+end
+
+function commands.stations(ctx)
+  local list = check(ctx.client:stations(ctx.args.query))
+  if ctx.args.json then json_line(list) return end
+  table_out({
+    { "AS2 ID", function(s) return s.as2Identifier end },
+    { "NAME", function(s) return s.name end },
+    { "EMAIL", function(s) return s.email end },
+  }, list)
+end
+
+-- Arguments ----------------------------------------------------------------------------
+
+local KINDS = { "received", "sent", "failed", "queued" }
+
+local function kind_arg(cmd, kinds)
+  cmd:argument("kind", "Message kind: " .. table.concat(kinds, ", ") .. ".")
+    :choices(kinds)
+end
+
+local function build_parser(prog)
+  local p = argparse(prog, "Command-line client for the AS2 Gateway REST API v1.")
+    :epilog(EXIT_HELP)
+  p:command_target("command")
+  p:add_help_command()
+  p:option("--account", "Named section of the config file.")
+  p:option("--url", "Gateway base URL (default $AS2G_URL).")
+  p:option("--username", "Username (default $AS2G_USERNAME).")
+  p:option("--ca", "Extra CA certificate file to trust (default $AS2G_CA).")
+  p:flag("--json", "Machine-readable output: one JSON document (or one per line).")
+
+  p:command("login", "Check the credentials and cache a token (file mode 0600).")
+  p:command("logout", "Forget the cached token.")
+
+  local send = p:command("send", "Send files to a partner as one AS2 message.")
+  send:argument("station", "AS2 ID of your station.")
+  send:argument("partner", "AS2 ID of the partner.")
+  send:argument("file", "File(s) to send (1 to 10, 10 MB in all)."):args("+")
+  send:option("--subject", "Message subject.")
+  send:option("--partner-type", "production (default) or test."):choices { "production", "test" }
+  send:option("--profile", "Message submission profile.")
+  send:flag("--wait", "Wait for the final state.")
+  send:option("--timeout", "With --wait: seconds (default 300).")
+
+  local ls = p:command("ls", "List messages: one page, or --all.")
+  kind_arg(ls, KINDS)
+  ls:flag("--unread", "Received only: unread messages.")
+  ls:flag("--all", "Every page (with --json: one message per line).")
+  ls:option("--page", "Page number (from 0).")
+  ls:option("--page-length", "Messages per page, 1 to 100 (default 10; --all uses 100).")
+  ls:option("--sort", "Sort column."):choices { "persistedTimestamp", "receiverId",
+    "senderId", "subject" }
+  ls:mutex(ls:flag("--asc", "Oldest first."), ls:flag("--desc", "Newest first (default)."))
+  ls:option("--partner-type", "production (default) or test."):choices { "production", "test" }
+  ls:option("--partner", "Partner AS2 ID.")
+  ls:option("--station", "Station AS2 ID.")
+  ls:option("--id", "AS2 message ID.")
+  ls:option("--subject", "Subject.")
+  ls:option("--query", "Queued only: matches partner, station, ID or subject.")
+
+  local show = p:command("show", "Show one message.")
+  kind_arg(show, KINDS)
+  show:argument("id", "AS2 message ID.")
+  show:flag("--mark-read", "Received only: mark it read.")
+
+  local download = p:command("download", "Download attachments: one, all, or a batch of IDs.")
+  kind_arg(download, { "received", "sent" })
+  download:argument("id", "AS2 message ID (several: a batch into --to DIR)."):args("+")
+  download:mutex(download:option("--index", "Attachment index (default 0)."),
+    download:flag("--all", "Every attachment."))
+  download:option("--to", "File or folder (default: the current folder).")
+  download:flag("--mark-read", "Received only: mark read.")
+
+  local mdn = p:command("mdn", "Download the MDN of a message.")
+  kind_arg(mdn, { "received", "sent" })
+  mdn:argument("id", "AS2 message ID.")
+  mdn:option("--to", "File or folder (default: the current folder).")
+
+  local inbox = p:command("inbox", "Drain unread received messages into a folder, exactly once.")
+  inbox:option("--to", "Folder."):args(1):count(1)
+  inbox:flag("--watch", "Keep polling.")
+  inbox:option("--interval", "Seconds between polls with --watch (default 30).")
+  inbox:option("--max-runs"):hidden(true)
+  inbox:option("--exec", "Command run per message with its files as arguments; "
+    .. "non-zero exit: handed again next run.")
+  inbox:option("--partner-type", "production (default) or test."):choices { "production", "test" }
+
+  local wait = p:command("wait", "Wait for a sent message's final state.")
+  wait:argument("id", "AS2 message ID or the Link of a send.")
+  wait:option("--timeout", "Seconds (default 300).")
+  wait:option("--initial"):hidden(true)
+  wait:flag("--mdn", "Also wait for the MDN.")
+
+  p:command("stop", "Stop retrying a queued message."):argument("id", "AS2 message ID.")
+  p:command("retry", "Resume retrying a stopped message."):argument("id", "AS2 message ID.")
+
+  local rm = p:command("rm", "Delete messages (IDs, or - to read them from stdin).")
+  rm:argument("kind", "received, sent, failed, queued or stopped.")
+    :choices { "received", "sent", "failed", "queued", "stopped" }
+  rm:argument("id", "AS2 message IDs."):args("+")
+
+  p:command("partners", "List partners."):argument("query", "Filter."):args("?")
+  p:command("stations", "List stations."):argument("query", "Filter."):args("?")
+
+  local sandbox = p:command("sandbox", "Start or stop a local sandbox gateway.")
+  sandbox:handle_options(false)
+  sandbox:argument("action", "start or stop"):choices { "start", "stop" }
+  sandbox:argument("rest", "Options of as2g-sandbox."):args("*")
+  return p
+end
+
+local function sandbox_command(args, bindir)
+  local script = bindir .. "/as2g-sandbox"
+  local cmd = { shell_quote(script), args.action }
+  for _, r in ipairs(args.rest or {}) do cmd[#cmd + 1] = shell_quote(r) end
+  local ok, _, code = os.execute(table.concat(cmd, " "))
+  return ok and EXIT.ok or (code or EXIT.failure)
+end
+
+--- Runs the tool; returns the exit code.
+function M.main(argv, prog, bindir)
+  local parser = build_parser(prog or "as2g")
+  local ok, args = parser:pparse(argv)
+  if not ok then
+    stderr:write(parser:get_usage(), "\n\nError: ", args, "\n")
+    return EXIT.usage
+  end
+  if args.command == "sandbox" then return sandbox_command(args, bindir or ".") end
+  local cfg, why = resolve(args)
+  if not cfg then
+    say("as2g: ", why)
+    return EXIT.usage
+  end
+  local opts = { url = cfg.url, username = cfg.username, cainfo = cfg.ca }
+  local cached = args.command ~= "login" and read_token(cfg)
+  if cached and cached.expiry > (os.time() + 120) * 1000 then
+    opts.token, opts.token_expiry = cached.token, cached.expiry
+  end
+  opts.password = cfg.password
+  if not opts.password and (not opts.token or args.command == "login") then
+    opts.password = prompt_password(cfg)
+    if not opts.password then
+      say("as2g: no password: set AS2G_PASSWORD, put it in the config file, or run "
+        .. "from a terminal (or `as2g login` first)")
+      return EXIT.auth
+    end
+  end
+  if not opts.password then opts.username = nil end
+  local finish_bar
+  if core.isatty(2) then opts.progress, finish_bar = progress_bar() end
+  local created, client = pcall(as2gateway.new, opts)
+  if not created then
+    say("as2g: ", tostring(client))
+    return EXIT.usage
+  end
+  local ctx = { args = args, cfg = cfg, client = client }
+  local ran, result = pcall(commands[args.command], ctx)
+  if finish_bar then finish_bar() end
+  -- a token obtained on the way is cached for the next run
+  local token, expiry = client:token()
+  if token and not ctx.saved and (not cached or cached.token ~= token) then
+    save_token(cfg, token, expiry)
+  end
+  client:close()
+  if not ran then
+    if getmetatable(result) ~= Fail then error(result, 0) end
+    if result.err then say("as2g: ", tostring(result.err)) end
+    if result.msg then say("as2g: ", result.msg) end
+    return result.code or (result.err and BY_KIND[result.err.kind]) or EXIT.failure
+  end
+  return result or EXIT.ok
+end
+
+return M
