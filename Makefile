@@ -11,7 +11,8 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # What the specs, the sandbox and the tools need from Debian.
 DEB_PACKAGES := lua5.4 liblua5.4-dev libluajit2-5.1-dev luajit2 libcurl4-openssl-dev libzip-dev \
                 lua-cjson lua-busted lua-check nginx libnginx-mod-http-lua openssl curl \
-                unzip ca-certificates gcc make pkg-config luarocks lua5.1 liblua5.1-0-dev
+                unzip ca-certificates gcc make pkg-config luarocks lua5.1 liblua5.1-0-dev \
+                lua-argparse util-linux
 BENCH_PACKAGES := wrk
 
 .PHONY: all deps bench-deps build test valgrind lint demo bench bench-sandbox bench-client \
@@ -105,7 +106,7 @@ LUA_DIRS := 5.4:lua54 5.1:luajit
 
 install: build
 	install -d $(DESTDIR)$(PREFIX)/bin
-	install -m 0755 bin/as2g-sandbox $(DESTDIR)$(PREFIX)/bin/
+	install -m 0755 bin/as2g-sandbox bin/as2g $(DESTDIR)$(PREFIX)/bin/
 	for pair in $(LUA_DIRS); do \
 	  v=$${pair%%:*}; b=$${pair#*:}; \
 	  lib=$(DESTDIR)$(PREFIX)/lib/lua/$$v; share=$(DESTDIR)$(PREFIX)/share/lua/$$v; \
@@ -116,7 +117,7 @@ install: build
 	done
 
 uninstall:
-	rm -f $(DESTDIR)$(PREFIX)/bin/as2g-sandbox
+	rm -f $(DESTDIR)$(PREFIX)/bin/as2g-sandbox $(DESTDIR)$(PREFIX)/bin/as2g
 	for v in 5.4 5.1; do \
 	  rm -rf $(DESTDIR)$(PREFIX)/lib/lua/$$v/as2gateway $(DESTDIR)$(PREFIX)/share/lua/$$v/as2gateway; \
 	done

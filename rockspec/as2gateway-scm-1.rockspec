@@ -1,7 +1,8 @@
 -- LuaRocks spec: `luarocks make rockspec/as2gateway-scm-1.rockspec` from a checkout.
--- lua-cjson is needed at run time; it is not listed as a rock dependency so that the
--- build works offline on Debian, where the lua-cjson package provides it (elsewhere:
--- `luarocks install lua-cjson`).
+-- lua-cjson (and, for bin/as2g, argparse) are needed at run time; they are not listed
+-- as rock dependencies so that the build works offline on Debian, where the lua-cjson
+-- and lua-argparse packages provide them (elsewhere: `luarocks install lua-cjson
+-- argparse`).
 rockspec_format = "3.0"
 package = "as2gateway"
 version = "scm-1"
@@ -46,6 +47,7 @@ build = {
     ["as2gateway.files"] = "lua/as2gateway/files.lua",
     ["as2gateway.batch"] = "lua/as2gateway/batch.lua",
     ["as2gateway.workflows"] = "lua/as2gateway/workflows.lua",
+    ["as2gateway.cli"] = "lua/as2gateway/cli.lua",
     ["as2gateway.sandbox.api"] = "lua/as2gateway/sandbox/api.lua",
     ["as2gateway.sandbox.control"] = "lua/as2gateway/sandbox/control.lua",
     ["as2gateway.sandbox.crypto"] = "lua/as2gateway/sandbox/crypto.lua",
@@ -58,7 +60,7 @@ build = {
     ["as2gateway.sandbox.zip"] = "lua/as2gateway/sandbox/zip.lua",
   },
   install = {
-    bin = { ["as2g-sandbox"] = "bin/as2g-sandbox" },
+    bin = { ["as2g-sandbox"] = "bin/as2g-sandbox", ["as2g"] = "bin/as2g" },
   },
   copy_directories = { "docs" },
 }
