@@ -15,7 +15,7 @@ DEB_PACKAGES := lua5.4 liblua5.4-dev libluajit2-5.1-dev luajit2 libcurl4-openssl
                 lua-argparse util-linux
 BENCH_PACKAGES := wrk
 
-.PHONY: all deps bench-deps build test valgrind lint demo bench bench-sandbox bench-client \
+.PHONY: all deps bench-deps build test valgrind fuzz lint demo bench bench-sandbox bench-client \
         install uninstall clean
 
 all: build
@@ -76,6 +76,30 @@ valgrind: build
 	else bin/as2g-sandbox run -- $(VALGRIND_SPECS); fi
 
 VALGRIND_SPECS := busted --run=default --lua=spec/valgrind-lua5.4 spec/core
+
+# libFuzzer harnesses for every parser of server-supplied bytes (csrc/fuzz/), each
+# run for FUZZ_SECONDS from its seed corpus; a crash fails the target and leaves
+# its input in build/fuzz/.
+FUZZ_TARGETS := retry_after truncation_index link sanitize json
+FUZZ_SECONDS ?= 60
+FUZZ_FLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+              -D_GNU_SOURCE
+
+fuzz: deps
+	$(call apt_install,clang libclang-rt-14-dev)
+	@mkdir -p build/fuzz
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	  clang $(FUZZ_FLAGS) -Icsrc csrc/fuzz/fuzz_$$t.c csrc/headers.c csrc/json.c \
+	    -o build/fuzz/fuzz_$$t; \
+	  mkdir -p build/fuzz/corpus_$$t; \
+	  echo "== fuzz_$$t for $(FUZZ_SECONDS) s"; \
+	  rc=0; (cd build/fuzz && ./fuzz_$$t -max_total_time=$(FUZZ_SECONDS) \
+	    -print_final_stats=1 corpus_$$t ../../csrc/fuzz/corpus/$$t > fuzz_$$t.log 2>&1) \
+	    || rc=$$?; \
+	  grep -E '^stat::number_of_executed_units|^SUMMARY|Test unit written' \
+	    build/fuzz/fuzz_$$t.log || true; \
+	  [ $$rc -eq 0 ] || { echo "fuzz_$$t FOUND A CRASH: build/fuzz/fuzz_$$t.log"; exit 1; }; \
+	done
 
 lint: deps
 	luacheck --no-color .
