@@ -258,7 +258,12 @@ size_t a2g_sanitize_filename(const char *in, size_t len, char *out)
     size_t n = 0;
     for (size_t i = 0; i < len && n < A2G_NAME_MAX; i++) {
         unsigned char c = (unsigned char)in[i];
-        if (c == '.' && i + 1 < len && in[i + 1] == '.') {
+        if (c == '.' && n == 0) {
+            /* no hidden files: a leading dot becomes '_' (and so do "." and "..") */
+            while (i + 1 < len && in[i + 1] == '.')
+                i++;
+            out[n++] = '_';
+        } else if (c == '.' && i + 1 < len && in[i + 1] == '.') {
             while (i + 1 < len && in[i + 1] == '.')
                 i++;
             out[n++] = '_';
@@ -281,7 +286,7 @@ size_t a2g_sanitize_filename(const char *in, size_t len, char *out)
                 n = k - 1;
         }
     }
-    if (n == 0 || (n == 1 && out[0] == '.'))
+    if (n == 0)
         out[0] = '_', n = 1;
     out[n] = '\0';
     return n;

@@ -29,8 +29,9 @@ char *a2g_parse_link(const char *value);
 char *a2g_disposition_filename(const char *value, size_t *len);
 
 /* Makes a server-supplied name safe as one path component: '/', '\\', NUL and other
- * control bytes become '_', every run of two or more dots becomes '_', "." and ""
- * become "_", and the result is cut to A2G_NAME_MAX bytes on a UTF-8 boundary.
+ * control bytes become '_', every run of two or more dots becomes '_', a leading dot
+ * becomes '_' (no hidden files; "." and ".." included), "" becomes "_", and the
+ * result is cut to A2G_NAME_MAX bytes on a UTF-8 boundary.
  * Idempotent. Writes a NUL-terminated name into out (size >= A2G_NAME_MAX + 1) and
  * returns its length. */
 size_t a2g_sanitize_filename(const char *in, size_t len, char *out);

@@ -293,10 +293,11 @@ int a2g_sink_open(a2g_sink *k, a2g_error *err)
     }
     size_t n = strlen(k->path) + 32;
     k->tmp = malloc(n);
+    /* the temporary name must fit NAME_MAX too: at most 200 bytes of the base name */
     if (k->tmp && k->kind == A2G_SINK_DIR)
         snprintf(k->tmp, n, "%s/.as2g-download.XXXXXX.part", k->path);
     else if (k->tmp)
-        snprintf(k->tmp, n, "%s/.%s.XXXXXX.part", dirname(d), basename(b));
+        snprintf(k->tmp, n, "%s/.%.200s.XXXXXX.part", dirname(d), basename(b));
     free(d);
     free(b);
     if (!k->tmp)

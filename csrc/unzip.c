@@ -17,7 +17,9 @@ struct a2g_zip {
 a2g_zip *a2g_zip_open(const char *path, a2g_error *err)
 {
     int code = 0;
-    zip_t *za = zip_open(path, ZIP_RDONLY | ZIP_CHECKCONS, &code);
+    /* no ZIP_CHECKCONS: it refuses archives with two entries of the same name, and a
+     * partner may well send two attachments named alike; entries are read by index */
+    zip_t *za = zip_open(path, ZIP_RDONLY, &code);
     if (!za) {
         zip_error_t ze;
         zip_error_init_with_code(&ze, code);

@@ -22,15 +22,54 @@ local function err(kind, fmt, ...)
   return core.error(kind, fmt:format(...))
 end
 
---- The folder of a message: its ID without the angle brackets, sanitised.
+--- The folder of a message: its ID without the angle brackets when that is a plain
+--- file name (the usual case); any other ID is spelled out, "%XX" for each byte that
+--- is not a letter, digit or one of @_+=,-, after "id..", which a plain name (the
+--- sanitiser leaves no "..") never holds. So two IDs never share a folder (short of
+--- IDs past 255 bytes once spelled out), and no partner can write into another
+--- message's folder.
 function M.folder_of(id)
-  return core.sanitize_filename((id:gsub("^<(.*)>$", "%1")))
+  local bare = id:match("^<(.+)>$")
+  if bare and bare:sub(1, 1) ~= "." and core.sanitize_filename(bare) == bare then
+    return bare
+  end
+  local spelled = id:gsub("[^%w@_+=,%-]", function(c) return ("%%%02X"):format(c:byte()) end)
+  return ("id.." .. spelled):sub(1, 255)
 end
 
 local function split_ext(name)
   local base, ext = name:match("^(.+)(%.[^.]+)$")
   if not base then return name, "" end
   return base, ext
+end
+
+-- Longest name an attachment gets on disk: room for a " (99999)" suffix and for the
+-- core's temporary file beside it, ".<name>.XXXXXX.part", within the 255 bytes a
+-- file name may have.
+local NAME_MAX = 255 - #" (99999)" - #"..XXXXXX.part"
+
+-- At most n bytes of s, not cut inside a UTF-8 sequence.
+local function cut(s, n)
+  if #s <= n then return s end
+  local b = s:byte(n + 1)
+  while n > 0 and b >= 0x80 and b < 0xC0 do
+    b = s:byte(n)
+    n = n - 1
+  end
+  return s:sub(1, n)
+end
+
+--- The name an attachment gets on disk: sanitised by the core, never hidden (hidden
+--- names are this library's temporary files, which a rerun of drain removes, and
+--- folder watchers skip them) and short enough to be written.
+function M.local_name(name)
+  local safe = core.sanitize_filename(name)
+  if #safe > NAME_MAX then -- shortened, keeping a short extension
+    local base, ext = split_ext(name)
+    ext = (#ext > 1 and #ext <= 32) and "." .. core.sanitize_filename(ext:sub(2)) or ""
+    safe = core.sanitize_filename(cut(core.sanitize_filename(base), NAME_MAX - #ext) .. ext)
+  end
+  return safe
 end
 
 -- A path for `name` in `dir` that is neither taken by this extraction nor an existing
@@ -45,7 +84,7 @@ local function choose(dir, name, taken, written, overwrite)
       return path
     end
     n = n + 1
-    candidate = core.sanitize_filename(("%s (%d)%s"):format(base, n, ext))
+    candidate = ("%s (%d)%s"):format(base, n, ext)
   end
 end
 
@@ -57,6 +96,18 @@ local function read_small(zip, entry, scratch)
   if f then f:close() end
   os.remove(scratch)
   return text
+end
+
+-- The requested ID an entry belongs to and its name in that ID's folder. An AS2 ID
+-- may hold "/" itself: the longest requested ID followed by "/" is the one.
+local function split_entry(entry_name, wanted)
+  local best, i = nil, 0
+  while true do
+    i = entry_name:find("/", i + 1, true)
+    if not i then break end
+    if wanted[entry_name:sub(1, i - 1)] then best = i end
+  end
+  if best then return entry_name:sub(1, best - 1), entry_name:sub(best + 1) end
 end
 
 -- Checks what an entry declares before anything is extracted.
@@ -89,11 +140,18 @@ function M.extract(zip_path, wanted, state)
     zip:close()
     return nil, err("protocol", "the batch archive declares %d bytes", declared)
   end
+  -- `<id>/.error` marks a failed ID only when it is all that ID's folder holds: a
+  -- partner may well name an attachment ".error"
+  local per_id = {}
+  for _, entry in ipairs(entries) do
+    local id, name = split_entry(entry.name, wanted)
+    if id and name ~= "" and not entry.dir then per_id[id] = (per_id[id] or 0) + 1 end
+  end
   local taken = {}
   for _, entry in ipairs(entries) do
-    local id, name = entry.name:match("^([^/]*)/(.*)$")
+    local id, name = split_entry(entry.name, wanted)
     local reason
-    if not id or not wanted[id] then
+    if not id then
       reason = "not inside the folder of a requested message"
     elseif entry.dir then
       reason = nil -- folders are implied; nothing to do
@@ -107,21 +165,22 @@ function M.extract(zip_path, wanted, state)
     elseif not entry.dir then
       local r = state.results[id]
       local dir = state.to .. "/" .. M.folder_of(id)
-      if name == ".error" then
+      if name == ".error" and per_id[id] == 1 then
         local text = read_small(zip, entry, state.to .. "/.as2g-error-" .. core.random_hex(8))
         r.err = err("notfound", "%s", (text or "the gateway reported an error"):sub(1, 300))
       else
         local ok, mkerr = core.mkdir(dir)
         if ok then
           taken[id] = taken[id] or {}
-          local path = choose(dir, core.sanitize_filename(name), taken[id], state.written,
+          local path = choose(dir, M.local_name(name), taken[id], state.written,
             state.overwrite)
+          local again = state.written[path] -- asked for again after a 206: same file
           ok, mkerr = zip:extract(entry.index, path, state.limits.max_entry,
-            not (state.overwrite or state.written[path]))
+            not (state.overwrite or again))
           if ok then
             state.written[path] = true
             r.folder = dir
-            r.paths[#r.paths + 1] = path
+            if not again then r.paths[#r.paths + 1] = path end
           end
         end
         if not ok then r.err = mkerr end
@@ -165,14 +224,15 @@ local function finish_one_by_one(state, id, last_included)
   local taken = {}
   for _, p in ipairs(r.paths) do taken[p:match("[^/]+$")] = true end
   for i = last_included + 1, #atts - 1 do
-    local path = choose(dir, core.sanitize_filename(atts[i + 1].name or "attachment"),
+    local path = choose(dir, M.local_name(atts[i + 1].name or "attachment"),
       taken, state.written, state.overwrite)
+    local again = state.written[path]
     local got
     got, e = client:download("received", id, { index = i, to = path,
-      markAsRead = state.mark and i == #atts - 1, overwrite = state.written[path] })
+      markAsRead = state.mark and i == #atts - 1, overwrite = state.overwrite or again })
     if not got then r.err = e return end
     state.written[path] = true
-    r.paths[#r.paths + 1] = path
+    if not again then r.paths[#r.paths + 1] = path end
   end
   r.folder = dir
 end
@@ -272,7 +332,7 @@ function M.download_all(client, spec, to)
     if reason then
       refused[#refused + 1] = { entry = entry.name, reason = reason }
     else
-      local path = choose(to, core.sanitize_filename(entry.name), taken, {}, false)
+      local path = choose(to, M.local_name(entry.name), taken, {}, false)
       local ok
       ok, e = zip:extract(entry.index, path, limits.max_entry, true)
       if not ok then zip:close() os.remove(zip_path) return nil, e end

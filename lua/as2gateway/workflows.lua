@@ -97,7 +97,7 @@ end
 ---
 --- Requests: one listing page per 100 unread messages and one batch download per
 --- 100 messages (which also marks them read), plus the login.
----@param opts table {to = folder, handler = function(message, paths), partnerType =, query = table}
+---@param opts table {to = folder, handler = function(message, paths), partnerType =, filters = table}
 ---@return table|nil summary {messages, done, failed, errors = {[id] = err}}
 ---@return as2gateway.Error|nil err
 function W.drain(self, opts)
@@ -243,7 +243,9 @@ function W.wait(self, link_or_id, opts)
       local failed
       if not queued or opts.first_failure then
         local page
-        page, e = self:list("failed", { as2MessageId = id, pageLength = 1 })
+        -- the first attempt for first_failure, as documented; else the last one
+        page, e = self:list("failed", { as2MessageId = id, pageLength = 1,
+          sortCol = "persistedTimestamp", sortDir = opts.first_failure and "asc" or "desc" })
         if not page then return nil, e end
         failed = page.records and page.records[1]
       end
