@@ -341,7 +341,8 @@ function M.download_all(client, spec, to)
   end
   zip:close()
   os.remove(zip_path)
-  return paths, { refused = refused }
+  paths.refused = refused
+  return paths
 end
 
 return M

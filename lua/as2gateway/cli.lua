@@ -90,23 +90,33 @@ local MESSAGE_COLUMNS = {
   { "FILES", function(m) return m.attachments and #m.attachments or "" end },
 }
 
--- Progress: a bar on stderr while a transfer runs, only on a terminal.
+-- Progress: a bar on stderr while a transfer runs, only on a terminal. Small
+-- transfers (the login, JSON answers) get none, and a finished bar is drawn once:
+-- libcurl keeps reporting a finished transfer until the request is over.
+local BAR_MIN_BYTES = 256 * 1024
+
 local function progress_bar()
-  local last, shown = 0, false
+  local last, shown, finished = 0, false, nil
   return function(ul_now, ul_total, dl_now, dl_total)
     local now, total = dl_now, dl_total
     if ul_total > 0 and ul_now < ul_total or (dl_total == 0 and ul_total > 0) then
       now, total = ul_now, ul_total
     end
+    if total < BAR_MIN_BYTES then return end
+    if now < total then
+      finished = nil
+    elseif finished == total then
+      return
+    end
     local t = core.now()
-    if total <= 0 or (t - last < 0.1 and now < total) then return end
+    if t - last < 0.1 and now < total then return end
     last, shown = t, true
     local width = 30
     local filled = math.floor(width * now / total)
     stderr:write(("\r%3d%% [%s%s] %.1f/%.1f MB"):format(math.floor(100 * now / total),
       string.rep("=", filled), string.rep(" ", width - filled), now / 1048576,
       total / 1048576))
-    if now >= total then stderr:write("\n") shown = false end
+    if now >= total then stderr:write("\n") shown, finished = false, total end
   end, function() if shown then stderr:write("\n") end end
 end
 
@@ -162,9 +172,12 @@ end
 
 local function save_token(cfg, token, expiry)
   local dir, path = cache_path(cfg)
-  local parent = dir:match("^(.*)/[^/]+$")
-  if parent then core.mkdir(parent) end
-  core.mkdir(dir)
+  -- every missing level ($XDG_CACHE_HOME need not exist yet)
+  local sofar = dir:sub(1, 1) == "/" and "" or "."
+  for part in dir:gmatch("[^/]+") do
+    sofar = sofar .. "/" .. part
+    if not core.stat(sofar) then core.mkdir(sofar) end
+  end
   return core.write_private(path, cjson.encode { url = cfg.url, username = cfg.username,
     token = token, expiry = expiry })
 end
@@ -172,8 +185,9 @@ end
 local function prompt_password(cfg)
   local tty = io.open("/dev/tty", "r")
   if not tty then return nil end
-  stderr:write(("Password for %s at %s: "):format(cfg.username, cfg.url))
+  -- echo off before the prompt shows: what is typed (or pasted) after it never echoes
   os.execute("stty -echo < /dev/tty 2>/dev/null")
+  stderr:write(("Password for %s at %s: "):format(cfg.username, cfg.url))
   local pw = tty:read("l")
   os.execute("stty echo < /dev/tty 2>/dev/null")
   stderr:write("\n")
@@ -186,13 +200,16 @@ local function resolve(args)
   local file = os.getenv("AS2G_CONFIG") or ((os.getenv("XDG_CONFIG_HOME") or "~/.config")
     .. "/as2g/config")
   local conf, found = read_config(file, account)
-  if args.account and not found then
+  if account ~= "default" and not found then -- asked for by name (option or environment)
     return nil, ("no [%s] section in %s"):format(account, file)
   end
+  local username = args.username or os.getenv("AS2G_USERNAME") or conf.username
   local cfg = {
     url = args.url or os.getenv("AS2G_URL") or conf.url,
-    username = args.username or os.getenv("AS2G_USERNAME") or conf.username,
-    password = os.getenv("AS2G_PASSWORD") or conf.password,
+    username = username,
+    -- the file's password belongs to the file's username only
+    password = os.getenv("AS2G_PASSWORD")
+      or (username == conf.username and conf.password or nil),
     ca = args.ca or os.getenv("AS2G_CA") or conf.ca,
   }
   if not cfg.url then return nil, "no gateway URL: set AS2G_URL, --url or a config file" end
@@ -222,7 +239,7 @@ function commands.login(ctx)
   local token, expiry = ctx.client:authorize()
   check(token, expiry)
   ctx.saved = true
-  save_token(ctx.cfg, token, expiry)
+  check(save_token(ctx.cfg, token, expiry))
   if ctx.args.json then
     json_line { url = ctx.cfg.url, username = ctx.cfg.username, expiry = expiry }
   else
@@ -232,8 +249,9 @@ end
 
 function commands.logout(ctx)
   local _, path = cache_path(ctx.cfg)
-  os.remove(path)
-  say("Token cache removed")
+  local removed = os.remove(path) ~= nil
+  if ctx.args.json then json_line { removed = removed } return end
+  say(removed and "Token cache removed" or "No cached token")
 end
 
 local function send_params(a)
@@ -248,10 +266,13 @@ function commands.send(ctx)
     check(msg, state)
     res.state, res.mdnStatus = state, msg.mdnStatus
   end
-  if a.json then json_line(res) return end
+  -- with --wait, a message that never got through is a failure, as for `wait`
+  local code = (res.state and res.state ~= "sent") and EXIT.failure or nil
+  if a.json then json_line(res) return code end
   stdout:write(res.as2MessageId, "\n")
   say(("Queued %d file(s) for %s%s"):format(#a.file, a.partner,
     res.state and (": " .. res.state .. ", MDN " .. tostring(res.mdnStatus)) or ""))
+  return code
 end
 
 local function list_params(a)
@@ -295,6 +316,9 @@ end
 
 function commands.show(ctx)
   local a = ctx.args
+  if a.mark_read and a.kind ~= "received" then
+    fail(nil, EXIT.usage, "--mark-read is for received")
+  end
   local msg = check(ctx.client:get(a.kind, a.id,
     a.mark_read and { markAsRead = true } or nil))
   if a.json then json_line(msg) return end
@@ -323,8 +347,9 @@ function commands.download(ctx)
   if #a.id > 1 then
     if a.kind ~= "received" then fail(nil, EXIT.usage, "a batch of IDs is for received") end
     local dir = a.to or "."
-    local results, report = check(ctx.client:download_batch(a.id,
-      { to = dir, markAsRead = a.mark_read }))
+    local results, report = ctx.client:download_batch(a.id,
+      { to = dir, markAsRead = a.mark_read })
+    check(results, report)
     local code = EXIT.ok
     for _, id in ipairs(a.id) do
       local r = results[id]
@@ -345,7 +370,13 @@ function commands.download(ctx)
   local opts = { to = target(a), markAsRead = a.mark_read, all = a.all,
     index = tonumber(a.index) }
   local path = check(ctx.client:download(a.kind, a.id[1], opts))
-  local paths = type(path) == "table" and path or { path }
+  local paths = { path }
+  if type(path) == "table" then -- an extracted --all: the paths, and what was refused
+    paths = { table.unpack(path) }
+    for _, ref in ipairs(path.refused or {}) do
+      say("refused zip entry ", ref.entry, ": ", ref.reason)
+    end
+  end
   if a.json then json_line { paths = paths } return end
   for _, p in ipairs(paths) do stdout:write(p, "\n") end
 end
@@ -370,7 +401,9 @@ function commands.inbox(ctx)
     handler = function(message, paths)
       local quoted = {}
       for i, p in ipairs(paths) do quoted[i] = shell_quote(p) end
-      local cmd = ("AS2G_MESSAGE_ID=%s AS2G_PARTNER=%s AS2G_SUBJECT=%s sh -c %s as2g-exec %s")
+      -- the handler gets the message, not the account's password
+      local cmd = ("env -u AS2G_PASSWORD AS2G_MESSAGE_ID=%s AS2G_PARTNER=%s AS2G_SUBJECT=%s "
+        .. "sh -c %s as2g-exec %s")
         :format(shell_quote(message.as2MessageId), shell_quote(message.receiverId or ""),
           shell_quote(message.subject or ""), shell_quote(a.exec), table.concat(quoted, " "))
       local ok = os.execute(cmd)
@@ -410,20 +443,23 @@ function commands.wait(ctx)
   local msg, state = ctx.client:wait(a.id, { timeout = tonumber(a.timeout) or 300,
     mdn = a.mdn, initial = tonumber(a.initial) })
   check(msg, state)
-  if a.json then json_line { state = state, message = msg } return end
+  local code = state ~= "sent" and EXIT.failure or nil
+  if a.json then json_line { state = state, message = msg } return code end
   stdout:write(state, "\n")
   say(("%s: %s, MDN %s"):format(msg.as2MessageId, msg.deliveryStatus or state,
     tostring(msg.mdnStatus)))
-  if state ~= "sent" then return EXIT.failure end
+  return code
 end
 
 function commands.stop(ctx)
-  check(ctx.client:stop(ctx.args.id))
+  local ack = check(ctx.client:stop(ctx.args.id))
+  if ctx.args.json then json_line { as2MessageId = ctx.args.id, message = ack.message } return end
   say("Stopped retrying ", ctx.args.id)
 end
 
 function commands.retry(ctx)
-  check(ctx.client:retry(ctx.args.id))
+  local ack = check(ctx.client:retry(ctx.args.id))
+  if ctx.args.json then json_line { as2MessageId = ctx.args.id, message = ack.message } return end
   say("Retrying ", ctx.args.id)
 end
 
@@ -442,9 +478,10 @@ function commands.rm(ctx)
   end
   if #ids == 0 then fail(nil, EXIT.usage, "no IDs to delete") end
   local n = check(ctx.client:delete(a.kind, #ids == 1 and ids[1] or ids))
-  if a.json then json_line { deleted = n } return end
+  local code = n < #ids and EXIT.notfound or nil
+  if a.json then json_line { deleted = n, of = #ids } return code end
   say(("Deleted %d of %d"):format(n, #ids))
-  if n < #ids then return EXIT.notfound end
+  return code
 end
 
 function commands.partners(ctx)
@@ -480,6 +517,19 @@ local function kind_arg(cmd, kinds)
     :choices(kinds)
 end
 
+-- Numeric options are checked when parsed (exit 2), not silently replaced by defaults.
+local function count(s)
+  local n = math.tointeger(tonumber(s))
+  if n and n >= 0 then return n end
+  return nil, ("a whole number expected, got '%s'"):format(s)
+end
+
+local function seconds(s)
+  local n = tonumber(s)
+  if n and n >= 0 and n < math.huge then return n end
+  return nil, ("a number of seconds expected, got '%s'"):format(s)
+end
+
 local function build_parser(prog)
   local p = argparse(prog, "Command-line client for the AS2 Gateway REST API v1.")
     :epilog(EXIT_HELP)
@@ -502,14 +552,15 @@ local function build_parser(prog)
   send:option("--partner-type", "production (default) or test."):choices { "production", "test" }
   send:option("--profile", "Message submission profile.")
   send:flag("--wait", "Wait for the final state.")
-  send:option("--timeout", "With --wait: seconds (default 300).")
+  send:option("--timeout", "With --wait: seconds (default 300)."):convert(seconds)
 
   local ls = p:command("ls", "List messages: one page, or --all.")
   kind_arg(ls, KINDS)
   ls:flag("--unread", "Received only: unread messages.")
   ls:flag("--all", "Every page (with --json: one message per line).")
-  ls:option("--page", "Page number (from 0).")
+  ls:option("--page", "Page number (from 0)."):convert(count)
   ls:option("--page-length", "Messages per page, 1 to 100 (default 10; --all uses 100).")
+    :convert(count)
   ls:option("--sort", "Sort column."):choices { "persistedTimestamp", "receiverId",
     "senderId", "subject" }
   ls:mutex(ls:flag("--asc", "Oldest first."), ls:flag("--desc", "Newest first (default)."))
@@ -528,7 +579,7 @@ local function build_parser(prog)
   local download = p:command("download", "Download attachments: one, all, or a batch of IDs.")
   kind_arg(download, { "received", "sent" })
   download:argument("id", "AS2 message ID (several: a batch into --to DIR)."):args("+")
-  download:mutex(download:option("--index", "Attachment index (default 0)."),
+  download:mutex(download:option("--index", "Attachment index (default 0)."):convert(count),
     download:flag("--all", "Every attachment."))
   download:option("--to", "File or folder (default: the current folder).")
   download:flag("--mark-read", "Received only: mark read.")
@@ -542,15 +593,16 @@ local function build_parser(prog)
   inbox:option("--to", "Folder."):args(1):count(1)
   inbox:flag("--watch", "Keep polling.")
   inbox:option("--interval", "Seconds between polls with --watch (default 30).")
-  inbox:option("--max-runs"):hidden(true)
+    :convert(seconds)
+  inbox:option("--max-runs"):hidden(true):convert(count)
   inbox:option("--exec", "Command run per message with its files as arguments; "
     .. "non-zero exit: handed again next run.")
   inbox:option("--partner-type", "production (default) or test."):choices { "production", "test" }
 
   local wait = p:command("wait", "Wait for a sent message's final state.")
   wait:argument("id", "AS2 message ID or the Link of a send.")
-  wait:option("--timeout", "Seconds (default 300).")
-  wait:option("--initial"):hidden(true)
+  wait:option("--timeout", "Seconds (default 300)."):convert(seconds)
+  wait:option("--initial"):hidden(true):convert(seconds)
   wait:flag("--mdn", "Also wait for the MDN.")
 
   p:command("stop", "Stop retrying a queued message."):argument("id", "AS2 message ID.")
@@ -593,6 +645,10 @@ function M.main(argv, prog, bindir)
     say("as2g: ", why)
     return EXIT.usage
   end
+  if args.command == "logout" then
+    commands.logout { args = args, cfg = cfg }
+    return EXIT.ok
+  end
   local opts = { url = cfg.url, username = cfg.username, cainfo = cfg.ca }
   local cached = args.command ~= "login" and read_token(cfg)
   if cached and cached.expiry > (os.time() + 120) * 1000 then
@@ -620,7 +676,8 @@ function M.main(argv, prog, bindir)
   if finish_bar then finish_bar() end
   -- a token obtained on the way is cached for the next run
   local token, expiry = client:token()
-  if token and not ctx.saved and (not cached or cached.token ~= token) then
+  if token and not ctx.saved and (not cached or cached.token ~= token
+      or cached.expiry ~= expiry) then
     save_token(cfg, token, expiry)
   end
   client:close()

@@ -37,6 +37,9 @@ end
 -- Turns the accepted shapes of `files` into a list of {name, path | data, content_type}.
 local function normalize(files)
   if type(files) == "string" then return { { path = files } } end
+  if type(files) == "table" and (files.path or files.data or files.name) then
+    files = { files } -- one file table, not a list of them
+  end
   if type(files) ~= "table" then
     error("send: files must be a path, a list of paths or a list of file tables", 4)
   end

@@ -122,6 +122,7 @@ _M.Client = Client
 ---@field log? fun(event: table) one table per event, secrets never included
 ---@field clock? fun(): number seconds; replaces the clock (tests, event loops)
 ---@field sleep? fun(seconds: number) replaces sleeping (e.g. ngx.sleep)
+---@field progress? fun(ul_now: number, ul_total: number, dl_now: number, dl_total: number) during transfers
 
 --- Creates a client. Nothing goes over the network until the first call. Wrong
 --- option names or types raise.
@@ -146,7 +147,14 @@ end
 ---@return string|nil token
 ---@return number|as2gateway.Error expiry ms since the epoch, or the error
 function Client:authorize()
-  return self.core:authorize()
+  local token, expiry = self.core:authorize()
+  if not token then return nil, expiry end
+  return token, normalize(expiry)
+end
+
+--- The token the client holds now (no request): token, expiry in ms; or nil.
+function Client:token()
+  return self.core:token()
 end
 
 --- Request counters of this client: requests, retries, authorizations, ...
@@ -164,7 +172,8 @@ local function json_call(self, spec)
   spec.json = true
   local res, err = self.core:perform(spec)
   if not res then return nil, err end
-  return normalize(res.json), res
+  -- one value on success: a second one would read as an error to `if err then`
+  return normalize(res.json)
 end
 
 -- Listings --------------------------------------------------------------------------
@@ -211,13 +220,24 @@ function Iterator:__call()
     local records = page.records or {}
     local fresh = {}
     for _, rec in ipairs(records) do
-      if not self.seen[rec.as2MessageId] then
-        self.seen[rec.as2MessageId] = true
+      -- the failed listing holds one entry per attempt, all with the message's AS2 ID
+      local key = self.kind == "failed"
+        and tostring(rec.as2MessageId) .. "\0" .. tostring(rec.persistedTimestamp)
+        or rec.as2MessageId
+      if not self.seen[key] then
+        self.seen[key] = true
         fresh[#fresh + 1] = rec
       end
     end
     self.buffer, self.next = fresh, 1
-    if #records == 0 then
+    -- entries that left the listing since the last page (deleted, sent) pull the later
+    -- ones up past the offset: go back as many pages (what comes again is skipped by ID)
+    local total = type(page.totalRecords) == "number" and page.totalRecords or nil
+    local left = (total and self.total) and self.total - total or 0
+    self.total = total
+    if left > 0 and not self.rereads and self.offset > 0 then
+      self.offset = math.max(0, self.offset - math.ceil(left / self.page_length))
+    elseif #records == 0 then
       self.done = true
     elseif not (self.rereads and #fresh > 0) then
       -- a page of nothing new (or any page, when nothing leaves the listing): move on
@@ -241,10 +261,14 @@ Iterator.__close = Iterator.close
 ---@param params? table query parameters, without pageOffset
 function Client:messages(kind, params)
   check_kind(kind, LISTABLE, "messages")
-  params = params or {}
-  if params.pageOffset ~= nil then
+  if params ~= nil and type(params) ~= "table" then error("messages: params must be a table", 2) end
+  if params and params.pageOffset ~= nil then
     error("messages: the iterator pages by itself; leave out pageOffset", 2)
   end
+  -- a copy: the caller's table is left as it was (pageLength is taken out below)
+  local copy = {}
+  for k, v in pairs(params or {}) do copy[k] = v end
+  params = copy
   local it = setmetatable({
     client = self, kind = kind, params = params, offset = 0,
     page_length = params.pageLength or 100, seen = {}, buffer = {}, next = 1,
@@ -291,16 +315,17 @@ function Client:delete(kind, id_or_ids)
   check_kind(kind, DELETABLE, "delete")
   if type(id_or_ids) == "string" then
     check_id(id_or_ids, "delete")
-    local _, err = json_call(self, { method = "DELETE", path = { MESSAGE, kind, id_or_ids } })
-    if err then return nil, err end
+    local ack, err = json_call(self, { method = "DELETE", path = { MESSAGE, kind, id_or_ids } })
+    if not ack then return nil, err end
     return 1
   end
   if type(id_or_ids) ~= "table" then error("delete: an ID or a list of IDs expected", 2) end
+  -- every ID is checked before the first request: misuse must not delete half a list
+  for i = 1, #id_or_ids do check_id(id_or_ids[i], "delete") end
   local total = 0
   for first = 1, #id_or_ids, _M.MAX_IDS do
     local chunk = {}
     for i = first, math.min(first + _M.MAX_IDS - 1, #id_or_ids) do
-      check_id(id_or_ids[i], "delete")
       chunk[#chunk + 1] = id_or_ids[i]
     end
     local ack, err = json_call(self, { method = "DELETE", path = { MESSAGE, kind },
@@ -374,9 +399,11 @@ end
 --- extracted when `to` is a folder), into `to` (a file path, or an existing folder:
 --- then the name comes from the gateway, sanitised, never replacing a file) or into
 --- opts.sink (function(chunk)). Written to a temporary file and renamed into place
---- only when complete.
+--- only when complete. Returns the path; for an extracted `all`, the list of paths
+--- (with `.refused`: zip entries not extracted, {entry, reason}); for a sink, the
+--- answer's details {status, filename, content_type, bytes}.
 ---@param opts table {index =, all =, to =, sink =, markAsRead =, overwrite =}
----@return string|table|nil path the file (a list of files for an extracted `all`)
+---@return string|table|nil path
 ---@return as2gateway.Error|nil err
 function Client:download(kind, id, opts)
   check_kind(kind, DOWNLOADABLE, "download")
@@ -412,7 +439,7 @@ function Client:_fetch(kind, path, opts)
     spec.sink = opts.sink
     local res, err = self.core:perform(spec)
     if not res then return nil, err end
-    return true, res
+    return res -- {status, filename, content_type, bytes}
   end
   local into_dir = is_dir(opts.to)
   if into_dir and opts.all then
@@ -426,7 +453,7 @@ function Client:_fetch(kind, path, opts)
   end
   local res, err = self.core:perform(spec)
   if not res then return nil, err end
-  return res.path, res
+  return res.path
 end
 
 --- Downloads the attachments of any number of received messages, 100 IDs per

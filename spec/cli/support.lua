@@ -1,0 +1,194 @@
+-- Shared helpers of the as2g specs: run bin/as2g as a subprocess with a private home.
+local h = require "helpers"
+
+local M = {}
+
+local function capture(cmd)
+  local p = assert(io.popen(cmd))
+  local out = p:read("a")
+  p:close()
+  return out
+end
+M.capture = capture
+
+M.root = capture("pwd"):gsub("%s+$", "")
+-- AS2G_SPEC_BIN runs the specs against another as2g (an installed one, an older build)
+M.as2g = os.getenv("AS2G_SPEC_BIN") or (M.root .. "/bin/as2g")
+
+--- A new empty folder under /tmp.
+function M.tmpdir()
+  return (capture("mktemp -d /tmp/as2g-cli-XXXXXX"):gsub("%s+$", ""))
+end
+
+function M.rmrf(path)
+  if path and path:match("^/tmp/.") then os.execute("rm -rf " .. h.quote(path)) end
+end
+
+--- A test's private place: XDG_CACHE_HOME and XDG_CONFIG_HOME under one folder, so
+--- token caches and config files never touch the real home.
+function M.home()
+  local dir = M.tmpdir()
+  return { dir = dir, cache = dir .. "/cache", config = dir .. "/config" }
+end
+
+--- The shell words that run bin/as2g: `env`, the private XDG folders, the variables of
+--- opts.env (false unsets one), the tool and its (quoted) arguments.
+function M.command(home, args, opts)
+  opts = opts or {}
+  local words = { "env" }
+  local env = { XDG_CACHE_HOME = home.cache, XDG_CONFIG_HOME = home.config }
+  for k, v in pairs(opts.env or {}) do env[k] = v end
+  local names = {}
+  for k in pairs(env) do names[#names + 1] = k end
+  table.sort(names)
+  for _, k in ipairs(names) do
+    if env[k] == false then words[#words + 1] = "-u " .. k end
+  end
+  for _, k in ipairs(names) do
+    if env[k] then words[#words + 1] = k .. "=" .. h.quote(env[k]) end
+  end
+  if opts.no_tty then words[#words + 1] = "setsid -w" end
+  words[#words + 1] = h.quote(M.as2g)
+  for _, a in ipairs(args) do words[#words + 1] = h.quote(a) end
+  return table.concat(words, " ")
+end
+
+--- Runs bin/as2g; returns stdout, stderr, exit code. opts: env (table; false unsets),
+--- stdin (a string), cwd, no_tty (no controlling terminal: setsid).
+function M.run(home, args, opts)
+  opts = opts or {}
+  local out, err, input = h.tmpname(), h.tmpname(), h.tmpname()
+  h.write_file(input, opts.stdin or "")
+  local cmd = M.command(home, args, opts) .. " <" .. h.quote(input) .. " >" .. h.quote(out)
+    .. " 2>" .. h.quote(err)
+  if opts.cwd then cmd = "cd " .. h.quote(opts.cwd) .. " && " .. cmd end
+  local ok, how, code = os.execute(cmd)
+  if how ~= "exit" then code = 128 + (code or 0) end
+  if ok then code = 0 end
+  local o, e = h.read_file(out) or "", h.read_file(err) or ""
+  os.remove(out) os.remove(err) os.remove(input)
+  return o, e, code
+end
+
+--- Starts bin/as2g in the background; returns {pid =, out =, err =, rc =} (the files
+--- of its stdout, stderr and, once it has ended, its exit code).
+function M.spawn(home, args, opts)
+  local job = { out = h.tmpname(), err = h.tmpname(), rc = h.tmpname(), pidfile = h.tmpname() }
+  local inner = M.command(home, args, opts) .. " </dev/null >" .. h.quote(job.out) .. " 2>"
+    .. h.quote(job.err) .. " & echo $! >" .. h.quote(job.pidfile) .. "; wait $!; echo $? >"
+    .. h.quote(job.rc .. ".part") .. "; mv " .. h.quote(job.rc .. ".part") .. " "
+    .. h.quote(job.rc)
+  assert(os.execute("sh -c " .. h.quote(inner) .. " >/dev/null 2>&1 &"))
+  for _ = 1, 200 do
+    local pid = tonumber(h.read_file(job.pidfile) or "")
+    if pid then job.pid = pid break end
+    M.sleep(0.02)
+  end
+  assert(job.pid, "the background as2g did not start")
+  return job
+end
+
+--- Injects `n` inbound messages alike through ONE curl process (its `--next` blocks
+--- reuse one connection): much faster than n h.inbound calls.
+function M.inject(n, msg)
+  msg.station = msg.station or "ACME-AS2"
+  msg.partner = msg.partner or "GLOBEX-AS2"
+  msg.attachments = msg.attachments or { { name = "inbound.txt", size = 100 } }
+  local body, config = h.tmpname(), h.tmpname()
+  h.write_file(body, h.json_encode(msg))
+  local block = table.concat({
+    'url = "' .. h.base .. '/_sandbox/inbound"', 'request = "POST"',
+    'cacert = "' .. h.ca .. '"', 'header = "X-Sandbox-Secret: ' .. h.secret .. '"',
+    'header = "Content-Type: application/json"', 'data-binary = "@' .. body .. '"',
+    'write-out = "\\n"',
+  }, "\n")
+  local blocks = {}
+  for i = 1, n do blocks[i] = block end
+  h.write_file(config, table.concat(blocks, "\nnext\n") .. "\n")
+  local out = capture("curl -sS -K " .. h.quote(config))
+  os.remove(body) os.remove(config)
+  local ids = {}
+  for id in out:gmatch('"as2MessageId"%s*:%s*"(.-)"') do ids[#ids + 1] = id end
+  assert(#ids == n, ("injected %d of %d messages"):format(#ids, n))
+  return ids
+end
+
+--- Waits (up to `timeout` seconds) until fn() is true; returns its last value.
+function M.until_true(fn, timeout)
+  local deadline = os.time() + (timeout or 20)
+  while true do
+    local v = fn()
+    if v or os.time() > deadline then return v end
+    M.sleep(0.05)
+  end
+end
+
+--- Waits for a spawned job's end: stdout, stderr, exit code.
+function M.finish(job, timeout)
+  local rc = M.until_true(function() return tonumber(h.read_file(job.rc) or "") end, timeout)
+  local o, e = h.read_file(job.out) or "", h.read_file(job.err) or ""
+  for _, f in ipairs { job.out, job.err, job.rc, job.pidfile } do os.remove(f) end
+  return o, e, rc
+end
+
+function M.sleep(seconds)
+  os.execute(("sleep %.3f"):format(seconds))
+end
+
+--- The command lines of every process, as `ps -eo args` shows them, and from /proc.
+function M.process_args()
+  local lines = { capture("ps -eo args 2>/dev/null") }
+  for pid in capture("ls /proc"):gmatch("%d+") do
+    local cmdline = h.read_file("/proc/" .. pid .. "/cmdline")
+    if cmdline then lines[#lines + 1] = pid .. ": " .. cmdline:gsub("%z", " ") end
+  end
+  return table.concat(lines, "\n")
+end
+
+--- Files under `dir`, relative to it, sorted (hidden ones included).
+function M.files(dir)
+  local out = {}
+  for line in capture("cd " .. h.quote(dir) .. " && find . -type f | sort"):gmatch("[^\n]+") do
+    out[#out + 1] = line:sub(3)
+  end
+  return out
+end
+
+--- The JSON documents of a --json output, one per line.
+function M.json_lines(text)
+  local docs = {}
+  for line in text:gmatch("[^\n]+") do docs[#docs + 1] = assert(h.json_decode(line), line) end
+  return docs
+end
+
+--- The AS2 message IDs of a listing, through curl (independent of the tool).
+function M.ids(kind, query)
+  query = query or {}
+  query.pageLength = query.pageLength or 100
+  local res = h.api("GET", "/message/" .. kind, { query = query })
+  assert(res.status == 200, "listing failed: " .. tostring(res.status))
+  local ids = {}
+  for _, m in ipairs(res.json.records) do ids[#ids + 1] = m.as2MessageId end
+  return ids, res.json.records
+end
+
+--- Where the sandbox keeps a message (its control surface): lists and read flag.
+function M.where(id)
+  return (h.control("GET", "messages/" .. h.escape(id)))
+end
+
+function M.file_mode(path)
+  return (capture("stat -c %a " .. h.quote(path)):gsub("%s+$", ""))
+end
+
+--- Occurrences of a plain string in a text.
+function M.count(text, s)
+  local n, at = 0, 1
+  while true do
+    local i = text:find(s, at, true)
+    if not i then return n end
+    n, at = n + 1, i + #s
+  end
+end
+
+return M
