@@ -15,7 +15,7 @@ DEB_PACKAGES := lua5.4 liblua5.4-dev libluajit2-5.1-dev luajit2 libcurl4-openssl
                 lua-argparse util-linux
 BENCH_PACKAGES := wrk
 
-.PHONY: all deps bench-deps build test valgrind fuzz lint demo bench bench-sandbox bench-client \
+.PHONY: all deps bench-deps build test valgrind asan fuzz lint demo bench bench-sandbox bench-client \
         install uninstall clean
 
 all: build
@@ -76,6 +76,24 @@ valgrind: build
 	else bin/as2g-sandbox run -- $(VALGRIND_SPECS); fi
 
 VALGRIND_SPECS := busted --run=default --lua=spec/valgrind-lua5.4 spec/core
+
+# The core built with AddressSanitizer and UndefinedBehaviorSanitizer, with a Lua host
+# built the same way (spec/asan/lua-host.c), running the core's and the API's specs.
+ASAN_FLAGS := -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
+              -fno-sanitize-recover=undefined
+ASAN_SPECS := ASAN_OPTIONS=detect_leaks=1:exitcode=43 \
+              UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+              busted --run=default --lua=build/asan/lua5.4-asan --cpath=./build/asan/?.so \
+              spec/core spec/api
+
+asan: deps
+	@mkdir -p build/asan/as2gateway
+	$(CC) $(CORE_CFLAGS) $(ASAN_FLAGS) $$(pkg-config --cflags lua5.4) -shared \
+	  -o build/asan/as2gateway/core.so $(CORE_SRC) $(CORE_LDLIBS)
+	$(CC) $(ASAN_FLAGS) $$(pkg-config --cflags lua5.4) spec/asan/lua-host.c \
+	  -o build/asan/lua5.4-asan -llua5.4
+	@if [ -n "$${AS2G_SANDBOX_SECRET:-}" ]; then $(ASAN_SPECS); \
+	else bin/as2g-sandbox run -- env $(ASAN_SPECS); fi
 
 # libFuzzer harnesses for every parser of server-supplied bytes (csrc/fuzz/), each
 # run for FUZZ_SECONDS from its seed corpus; a crash fails the target and leaves

@@ -29,6 +29,15 @@ describe("rockspec/as2gateway-scm-1.rockspec", function()
       out, code = sh(check)
       assert.are.equal(0, code, out)
       assert.truthy(out:find("loaded\t" .. tree, 1, true), out)
+      -- the tools come along; as2g itself needs Lua 5.3 or later
+      assert.is_truthy(io.open(tree .. "/bin/as2g-sandbox"))
+      assert.is_truthy(io.open(tree .. "/bin/as2g"))
+      if lua.bin == "lua5.4" then
+        out, code = sh(("eval \"$(luarocks %s path --tree %s)\" && %s --help")
+          :format(lua.flag, h.quote(tree), h.quote(tree .. "/bin/as2g")))
+        assert.are.equal(0, code, out)
+        assert.truthy(out:find("Exit codes", 1, true), out)
+      end
       sh("rm -rf " .. h.quote(tree))
     end)
   end
@@ -39,7 +48,8 @@ describe("rockspec/as2gateway-scm-1.rockspec", function()
       local out, code = sh("make -s install PREFIX=/opt/a2g DESTDIR=" .. h.quote(dest))
       assert.are.equal(0, code, out)
       local root = dest .. "/opt/a2g"
-      for _, f in ipairs { "/bin/as2g-sandbox", "/lib/lua/5.4/as2gateway/core.so",
+      for _, f in ipairs { "/bin/as2g-sandbox", "/bin/as2g", "/lib/lua/5.4/as2gateway/core.so",
+                           "/share/lua/5.4/as2gateway/cli.lua",
                            "/lib/lua/5.1/as2gateway/core.so",
                            "/share/lua/5.4/as2gateway/init.lua",
                            "/share/lua/5.1/as2gateway/sandbox/server.lua" } do
