@@ -130,16 +130,22 @@ end
 
 local FAULT_KEYS = { path = true, method = true, count = true, status = true,
   retry_after = true, delay_ms = true, close_after_bytes = true,
-  trickle_bytes_per_s = true, drop_response = true, body = true, content_type = true,
-  headers = true, message = true }
+  trickle_bytes_per_s = true, drop_response = true, body = true, body_base64 = true,
+  content_type = true, headers = true, message = true, override_status = true,
+  endless = true }
 
 handlers["POST faults"] = function(_, body)
   local ok, err = check_keys(body, FAULT_KEYS)
   if not ok then return message(400, err) end
   if type(body.path) ~= "string" then return message(400, "path is required") end
   body.count = body.count or 1
+  if body.body_base64 ~= nil then
+    body.body = type(body.body_base64) == "string" and ngx.decode_base64(body.body_base64)
+    if not body.body then return message(400, "body_base64 must be base64") end
+    body.body_base64 = nil
+  end
   for _, k in ipairs { "count", "status", "delay_ms", "close_after_bytes",
-                       "trickle_bytes_per_s" } do
+                       "trickle_bytes_per_s", "override_status" } do
     if body[k] ~= nil and not is_int(body[k], k == "count" and 1 or 0) then
       return message(400, k .. " must be a non-negative integer")
     end

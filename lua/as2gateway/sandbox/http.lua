@@ -99,17 +99,33 @@ local function send_trickled(body, rate)
 end
 
 -- res = {status, headers = {}, body = string}
+-- An endless answer: the head, the body, then filler until the client gives up (or
+-- an hour has passed, so that nothing runs forever).
+local function send_endless(body)
+  ngx.print(body)
+  local filler = string.rep(" ", 64 * 1024)
+  local deadline = ngx.now() + 3600
+  repeat
+    ngx.print(filler)
+    local ok = ngx.flush(true)
+  until not ok or ngx.now() > deadline
+end
+
 function M.send(res)
   local fault = ngx.ctx.fault or {}
   local headers = res.headers or {}
-  for k, v in pairs(fault.headers or {}) do headers[k] = v end
+  for k, v in pairs(fault.headers or {}) do
+    if v == false or v == "" then headers[k] = nil else headers[k] = v end
+  end
   local body = res.body or ""
+  if fault.override_status then res.status = fault.override_status end
   if fault.drop_response then return send_cut(res.status, headers, body, -1) end
   if fault.close_after_bytes then
     return send_cut(res.status, headers, body, fault.close_after_bytes)
   end
   ngx.status = res.status
   for k, v in pairs(headers) do ngx.header[k] = v end
+  if fault.endless then return send_endless(body) end
   ngx.header["Content-Length"] = #body
   if fault.trickle_bytes_per_s then
     send_trickled(body, fault.trickle_bytes_per_s)

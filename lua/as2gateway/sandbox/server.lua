@@ -179,6 +179,7 @@ local function apply_fault(fault)
   if fault.retry_after ~= nil then headers["Retry-After"] = tostring(fault.retry_after) end
   if fault.body then
     headers["Content-Type"] = fault.content_type or "application/json"
+    if fault.content_type == "" then headers["Content-Type"] = nil end
     http.send { status = fault.status, headers = headers, body = fault.body }
   else
     message(fault.status, fault.message or "Injected fault", headers)
