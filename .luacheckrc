@@ -4,5 +4,7 @@ std = "lua54"
 max_line_length = 100
 max_comment_line_length = 160 -- LuaLS annotations list every value
 files["lua/as2gateway/sandbox"] = { std = "luajit+ngx_lua" }
+files["lua/as2gateway/openresty.lua"] = { std = "luajit+ngx_lua" }
+files["spec/openresty/app.lua"] = { std = "luajit+ngx_lua" }
 files["spec"] = { std = "+busted" }
 exclude_files = { ".luarocks", "build" }

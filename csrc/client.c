@@ -616,10 +616,18 @@ a2g_step a2g_request_step(a2g_request *r, int wait_ms, int64_t *sleep_ms)
                 *sleep_ms = wait;
                 return A2G_STEP_SLEEP;
             }
+            if (c->acquire) {
+                int64_t w = c->acquire(c->rate_ud);
+                if (w > 0) {
+                    *sleep_ms = w;
+                    return A2G_STEP_SLEEP;
+                }
+            }
             r->waiting = 0;
-            if (build_transfer(r, r->is_login || r->login_first) != 0)
-                continue;
-            if (a2g_transport_start(&c->transport, &r->xfer, &r->err) != 0) {
+            if (build_transfer(r, r->is_login || r->login_first) != 0
+                || a2g_transport_start(&c->transport, &r->xfer, &r->err) != 0) {
+                if (c->release)
+                    c->release(c->rate_ud, now);
                 finish(r);
                 continue;
             }
@@ -637,6 +645,8 @@ a2g_step a2g_request_step(a2g_request *r, int wait_ms, int64_t *sleep_ms)
         int64_t now = c->clock(c->clock_ud);
         if (r->xfer.request_bytes > 0)
             a2g_ratelimit_record(&c->rl, now);
+        if (c->release)
+            c->release(c->rate_ud, now);
         emit(r, "response", r->xfer.status, now - r->started, 0,
              r->xfer.result != CURLE_OK ? curl_easy_strerror(r->xfer.result) : NULL);
         if (r->is_login || r->login_first)
@@ -658,6 +668,8 @@ void a2g_request_free(a2g_request *r)
     if (r->c && r->c->active == r) {
         a2g_transport_abort(&r->c->transport);
         r->c->active = NULL;
+        if (r->c->release)
+            r->c->release(r->c->rate_ud, r->c->clock(r->c->clock_ud));
     }
     a2g_sink_free(&r->sink);
     a2g_sink_free(&r->login_answer);

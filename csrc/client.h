@@ -29,6 +29,11 @@ typedef struct a2g_event {
 } a2g_event;
 
 typedef void (*a2g_log_fn)(void *ud, const a2g_event *ev);
+/* A rate limiter outside the client (shared between processes, say): acquire is
+ * asked before every transfer and returns 0 (go: a slot is taken) or the ms to wait;
+ * release gives the slot back with the time the transfer ended. */
+typedef int64_t (*a2g_acquire_fn)(void *ud);
+typedef void (*a2g_release_fn)(void *ud, int64_t when_ms);
 typedef int64_t (*a2g_clock_fn)(void *ud);   /* milliseconds, any fixed origin */
 
 typedef struct a2g_client_opts {
@@ -69,6 +74,9 @@ typedef struct a2g_client {
     void *log_ud;
     a2g_clock_fn clock;
     void *clock_ud;
+    a2g_acquire_fn acquire;      /* optional: an outside rate limiter */
+    a2g_release_fn release;
+    void *rate_ud;
     a2g_stats stats;
     uint32_t rng;
     struct a2g_request *active;  /* the request whose transfer is in flight */

@@ -28,7 +28,7 @@ typedef struct lrequest lrequest;
 typedef struct lclient {
     a2g_client *c;           /* NULL once closed */
     lua_State *L;            /* the state of the call in progress, for hooks */
-    int log_ref, clock_ref, sleep_ref, progress_ref;
+    int log_ref, clock_ref, sleep_ref, progress_ref, acquire_ref, release_ref;
     int hook_error_ref;      /* an error a log or clock hook raised */
     lrequest *requests;      /* live requests, closed with the client */
 } lclient;
@@ -274,6 +274,37 @@ static int hook_progress(void *ud, int64_t dl_now, int64_t dl_total, int64_t ul_
     return 0;
 }
 
+/* acquire() -> seconds to wait (0: go) and release(seconds): an outside rate limiter,
+ * such as one shared by nginx workers. Neither may yield; a failing acquire lets the
+ * request wait a little and is raised when the step returns. */
+static int64_t hook_acquire(void *ud)
+{
+    lclient *lc = ud;
+    lua_State *L = lc->L;
+    if (!L)
+        return 0;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, lc->acquire_ref);
+    if (lua_pcall(L, 0, 1, 0) != 0) {
+        stash(L, &lc->hook_error_ref);
+        return 10;
+    }
+    lua_Number s = lua_tonumber(L, -1);
+    lua_pop(L, 1);
+    return s > 0 ? (int64_t)(s * 1000.0) + 1 : 0;
+}
+
+static void hook_release(void *ud, int64_t when_ms)
+{
+    lclient *lc = ud;
+    lua_State *L = lc->L;
+    if (!L)
+        return;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, lc->release_ref);
+    lua_pushnumber(L, (lua_Number)when_ms / 1000.0);
+    if (lua_pcall(L, 1, 0, 0) != 0)
+        stash(L, &lc->hook_error_ref);
+}
+
 /* Sinks and readers run inside libcurl's callbacks: under lua_pcall, an error stashed
  * and the transfer aborted, never a longjmp through libcurl. */
 static int sink_write(void *ud, const char *data, size_t n)
@@ -347,7 +378,7 @@ static const char *const CLIENT_OPTIONS[] = {
     "url", "username", "password", "token", "token_expiry", "cainfo", "proxy",
     "connect_timeout", "timeout", "low_speed_limit", "low_speed_time", "user_agent",
     "rate_limit", "retries", "backoff_base", "backoff_cap", "retry_after_cap", "max_json",
-    "log", "clock", "sleep", "progress", NULL
+    "log", "clock", "sleep", "progress", "acquire", "release", NULL
 };
 
 /* core.new(options) -> client. The userdata starts closed, with its metatable set,
@@ -358,6 +389,7 @@ static int l_new(lua_State *L)
     lclient *lc = lua_newuserdata(L, sizeof *lc);
     memset(lc, 0, sizeof *lc);
     lc->log_ref = lc->clock_ref = lc->sleep_ref = lc->progress_ref = LUA_NOREF;
+    lc->acquire_ref = lc->release_ref = LUA_NOREF;
     lc->hook_error_ref = LUA_NOREF;
     luaL_setmetatable(L, CLIENT_MT);
 
@@ -407,6 +439,10 @@ static int l_new(lua_State *L)
     lc->clock_ref = opt_function(L, 1, "clock");
     lc->sleep_ref = opt_function(L, 1, "sleep");
     lc->progress_ref = opt_function(L, 1, "progress");
+    lc->acquire_ref = opt_function(L, 1, "acquire");
+    lc->release_ref = opt_function(L, 1, "release");
+    if ((lc->acquire_ref == LUA_NOREF) != (lc->release_ref == LUA_NOREF))
+        return luaL_error(L, "as2gateway.new: give acquire and release together");
 
     a2g_client *c = calloc(1, sizeof *c);
     if (!c)
@@ -425,6 +461,11 @@ static int l_new(lua_State *L)
         c->transport.progress = hook_progress;
         c->transport.progress_ud = lc;
     }
+    if (lc->acquire_ref != LUA_NOREF) {
+        c->acquire = hook_acquire;
+        c->release = hook_release;
+        c->rate_ud = lc;
+    }
     lc->c = c;
     lc->L = L;
     return 1;
@@ -434,6 +475,7 @@ static void request_close(lua_State *L, lrequest *lr);
 
 static void client_close(lua_State *L, lclient *lc)
 {
+    lc->L = L;
     while (lc->requests)
         request_close(L, lc->requests);
     if (lc->c) {
@@ -442,7 +484,7 @@ static void client_close(lua_State *L, lclient *lc)
         lc->c = NULL;
     }
     int *refs[] = { &lc->log_ref, &lc->clock_ref, &lc->sleep_ref, &lc->progress_ref,
-                    &lc->hook_error_ref };
+                    &lc->acquire_ref, &lc->release_ref, &lc->hook_error_ref };
     for (size_t i = 0; i < sizeof refs / sizeof *refs; i++) {
         luaL_unref(L, LUA_REGISTRYINDEX, *refs[i]);
         *refs[i] = LUA_NOREF;
@@ -484,6 +526,25 @@ static int l_client_token(lua_State *L)
     return 2;
 }
 
+/* client:set_token(token[, expiry_ms]): use this token from now on (one obtained by
+ * another process, say); the client still renews it with its credentials. */
+static int l_client_set_token(lua_State *L)
+{
+    lclient *lc = check_client(L, 1);
+    const char *token = luaL_checkstring(L, 2);
+    lua_Number expiry = luaL_optnumber(L, 3, 0);
+    for (const unsigned char *p = (const unsigned char *)token; *p; p++)
+        if (*p <= 0x20 || *p >= 0x7f)
+            return luaL_argerror(L, 2, "not a token");
+    char *copy = strdup(token);
+    if (!copy)
+        return luaL_error(L, "out of memory");
+    a2g_auth_forget(&lc->c->auth);
+    lc->c->auth.token = copy;
+    lc->c->auth.expiry_ms = (int64_t)expiry;
+    return 0;
+}
+
 static int l_client_tostring(lua_State *L)
 {
     lclient *lc = luaL_checkudata(L, 1, CLIENT_MT);
@@ -510,6 +571,10 @@ static lrequest *check_request(lua_State *L, int idx)
 
 static void request_close(lua_State *L, lrequest *lr)
 {
+    /* freeing may call the release hook: with this state, the one that is running
+     * (an earlier call's coroutine may be gone by now) */
+    if (lr->owner)
+        lr->owner->L = L;
     if (lr->r) {
         a2g_request_free(lr->r);
         lr->r = NULL;
@@ -651,7 +716,7 @@ static int build_path(lua_State *L, int spec, a2g_buf *path)
 
 static const char *const REQUEST_OPTIONS[] = {
     "method", "path", "query", "headers", "body", "body_file", "body_reader", "body_pieces",
-    "to_file", "to_dir", "no_clobber", "sink", "json", "send", NULL
+    "to_file", "to_dir", "no_clobber", "sink", "json", "send", "login", NULL
 };
 
 /* client:request(spec) -> request: a step-wise request (see request:step). */
@@ -675,9 +740,19 @@ static int l_client_request(lua_State *L)
     if (strcmp(method, "GET") && strcmp(method, "POST") && strcmp(method, "DELETE"))
         return luaL_error(L, "request: method must be GET, POST or DELETE");
 
+    /* login = true: POST /authorize now, step-wise like any request (an event loop
+     * that shares one token between processes logs in through this) */
+    int login = opt_bool(L, 2, "login");
     a2g_buf path;
     a2g_buf_init(&path, 0);
-    build_path(L, 2, &path);
+    if (login) {
+        if (!a2g_auth_can_login(&lc->c->auth))
+            return luaL_error(L, "request: login needs username and password");
+        method = "POST";
+        a2g_buf_appends(&path, "/authorize");
+    } else {
+        build_path(L, 2, &path);
+    }
     a2g_error err;
     memset(&err, 0, sizeof err);
     lr->r = a2g_request_new(lc->c, method, path.data, &err);
@@ -690,6 +765,7 @@ static int l_client_request(lua_State *L)
     lua_pushvalue(L, 1);
     lr->client_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     a2g_request *r = lr->r;
+    r->is_login = login;
     r->is_send = opt_bool(L, 2, "send");
     lr->json = opt_bool(L, 2, "json");
 
@@ -946,15 +1022,12 @@ static int l_client_authorize(lua_State *L)
     lua_settop(L, 1);
     lua_pushcfunction(L, l_client_request);
     lua_pushvalue(L, 1);
-    lua_createtable(L, 0, 2);
-    lua_pushliteral(L, "POST");
-    lua_setfield(L, -2, "method");
-    lua_pushliteral(L, "/authorize");
-    lua_setfield(L, -2, "path");
+    lua_createtable(L, 0, 1);
+    lua_pushboolean(L, 1);
+    lua_setfield(L, -2, "login");
     lua_call(L, 2, 1);
     int req = lua_gettop(L);
     lrequest *lr = lua_touserdata(L, req);
-    lr->r->is_login = 1;
     int n = run(L, req);
     if (n == 1) {
         lua_pop(L, 1);
@@ -1028,6 +1101,7 @@ static const luaL_Reg client_methods[] = {
     { "authorize", l_client_authorize },
     { "stats", l_client_stats },
     { "token", l_client_token },
+    { "set_token", l_client_set_token },
     { "close", l_client_close },
     { NULL, NULL }
 };

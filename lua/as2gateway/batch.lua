@@ -240,13 +240,22 @@ end
 -- One batch request for `pending` (at most 100 IDs); returns the IDs still to fetch.
 local function fetch(state, pending)
   local zip_path = state.to .. "/.as2g-batch-" .. core.random_hex(8) .. ".zip"
-  local res, e = state.client.core:perform {
+  local res, e = state.client:perform {
     method = "POST", path = { "message", "received", "batch", "attachments" },
     query = state.mark and { markAsRead = true } or nil,
     headers = { ["Content-Type"] = "application/json" },
     body = cjson.encode(pending), to_file = zip_path, no_clobber = true,
   }
   if not res then return nil, e end
+  -- an index past the IDs asked for makes the whole answer suspect: checked before
+  -- anything of it is extracted
+  local trunc = res.truncation or {}
+  local m, a = trunc.message, trunc.attachment
+  if res.status == 206 and m >= #pending then
+    os.remove(zip_path)
+    return nil, err("protocol", "206 with truncation index (%d,%d) past the %d IDs asked for",
+      m, a, #pending)
+  end
   local wanted = {}
   for _, id in ipairs(pending) do wanted[id] = true end
   local ok
@@ -254,11 +263,6 @@ local function fetch(state, pending)
   os.remove(zip_path)
   if not ok then return nil, e end
   if res.status ~= 206 then return {} end
-  local m, a = res.truncation.message, res.truncation.attachment
-  if m >= #pending then
-    return nil, err("protocol", "206 with truncation index (%d,%d) past the %d IDs asked for",
-      m, a, #pending)
-  end
   if m == 0 then
     finish_one_by_one(state, pending[1], a)
     m = 1
@@ -315,7 +319,7 @@ end
 function M.download_all(client, spec, to)
   local zip_path = to .. "/.as2g-all-" .. core.random_hex(8) .. ".zip"
   spec.to_file, spec.no_clobber = zip_path, true
-  local res, e = client.core:perform(spec)
+  local res, e = client:perform(spec)
   if not res then return nil, e end
   local zip
   zip, e = core.zip_open(zip_path)

@@ -138,8 +138,10 @@ function _M.new(opts)
   return self
 end
 
---- Runs one request through the core: the result, or nil and an error.
+--- Runs one request through the core: the result, or nil and an error. Blocking by
+--- default; as2gateway.openresty replaces it with a loop that yields to nginx.
 function Client:perform(spec)
+  if self.stepper then return self.stepper(self, spec) end
   return self.core:perform(spec)
 end
 
@@ -147,6 +149,12 @@ end
 ---@return string|nil token
 ---@return number|as2gateway.Error expiry ms since the epoch, or the error
 function Client:authorize()
+  if self.stepper then -- logs in through the same non-blocking loop as any request
+    local ok, err = self:perform { login = true }
+    if not ok then return nil, err end
+    local token, expiry = self.core:token()
+    return token, normalize(expiry)
+  end
   local token, expiry = self.core:authorize()
   if not token then return nil, expiry end
   return token, normalize(expiry)
@@ -170,7 +178,7 @@ Client.__close = Client.close
 
 local function json_call(self, spec)
   spec.json = true
-  local res, err = self.core:perform(spec)
+  local res, err = self:perform(spec)
   if not res then return nil, err end
   -- one value on success: a second one would read as an error to `if err then`
   return normalize(res.json)
@@ -368,7 +376,7 @@ function Client:send(station, partner, list, params)
   spec.path = { MESSAGE, station, partner }
   spec.query = params
   local res
-  res, err = self.core:perform(spec)
+  res, err = self:perform(spec)
   if not res then return nil, err end
   return {
     message = res.json and res.json.message,
@@ -437,7 +445,7 @@ function Client:_fetch(kind, path, opts)
   local spec = { path = path, query = query }
   if opts.sink then
     spec.sink = opts.sink
-    local res, err = self.core:perform(spec)
+    local res, err = self:perform(spec)
     if not res then return nil, err end
     return res -- {status, filename, content_type, bytes}
   end
@@ -451,7 +459,7 @@ function Client:_fetch(kind, path, opts)
     spec.to_file = opts.to
     spec.no_clobber = not opts.overwrite
   end
-  local res, err = self.core:perform(spec)
+  local res, err = self:perform(spec)
   if not res then return nil, err end
   return res.path
 end

@@ -1,0 +1,74 @@
+-- Starts a real nginx with the client (the LuaJIT build of the core) next to the
+-- sandbox, for the OpenResty specs.
+local h = require "helpers"
+
+local M = {}
+
+local function sh(cmd)
+  local p = io.popen(cmd .. " 2>&1")
+  local out = p:read("a")
+  p:close()
+  return out
+end
+
+local root = sh("pwd"):gsub("%s+$", "")
+
+--- Starts nginx with `workers` worker processes; returns {url, dir, stop()}.
+function M.start(workers)
+  local dir = sh("mktemp -d /tmp/as2g-openresty-XXXXXX"):gsub("%s+$", "")
+  os.execute("mkdir -p " .. dir .. "/logs " .. dir .. "/tmp")
+  local port
+  local user = sh("id -u"):match("^0") and "user root root;" or ""
+  for _ = 1, 20 do
+    port = 20000 + math.random(0, 39999)
+    local conf = ([[
+%s
+worker_processes %d;
+pid %s/nginx.pid;
+error_log %s/logs/error.log warn;
+load_module /usr/lib/nginx/modules/ndk_http_module.so;
+load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;
+env AS2G_URL; env AS2G_USERNAME; env AS2G_PASSWORD; env AS2G_CA;
+events { worker_connections 256; }
+http {
+  access_log off;
+  client_body_temp_path %s/tmp;
+  lua_package_path "%s/lua/?.lua;%s/lua/?/init.lua;%s/spec/openresty/?.lua;;";
+  lua_package_cpath "%s/build/luajit/?.so;;";
+  lua_shared_dict as2gateway 1m;
+  server {
+    listen 127.0.0.1:%d;
+    location = /send { content_by_lua_block { require("app").send() } }
+    location = /received { content_by_lua_block { require("app").received() } }
+    location = /stats { content_by_lua_block { require("app").stats() } }
+    location = /plain { content_by_lua_block { ngx.say("ok") } }
+  }
+}
+]]):format(user, workers, dir, dir, dir, root, root, root, root, port)
+    local f = assert(io.open(dir .. "/nginx.conf", "w"))
+    f:write(conf)
+    f:close()
+    local out = sh(("/usr/sbin/nginx -p %s -c %s/nginx.conf -e %s/logs/error.log")
+      :format(dir, dir, dir))
+    if not out:find("Address already in use", 1, true) then
+      assert(not out:find("emerg", 1, true), out)
+      break
+    end
+  end
+  local url = "http://127.0.0.1:" .. port
+  for _ = 1, 100 do
+    if sh("curl -s -o /dev/null -w '%{http_code}' " .. url .. "/plain") == "200" then break end
+    os.execute("sleep 0.05")
+  end
+  return {
+    url = url, dir = dir,
+    log = function() return h.read_file(dir .. "/logs/error.log") or "" end,
+    stop = function()
+      local pid = h.read_file(dir .. "/nginx.pid")
+      if pid then os.execute("kill -QUIT " .. pid:gsub("%s", "") .. " 2>/dev/null") end
+      os.execute("sleep 0.3; rm -rf " .. h.quote(dir))
+    end,
+  }
+end
+
+return M
