@@ -405,7 +405,8 @@ int a2g_sink_commit_named(a2g_sink *k, const char *name, size_t len, const char 
         return -1;
     /* "name", then "name (2).ext", ...: link() fails rather than replace a file */
     const char *dot = strrchr(safe, '.');
-    size_t stem = (dot && dot != safe) ? (size_t)(dot - safe) : strlen(safe);
+    size_t slen = strlen(safe);
+    size_t stem = (dot && dot != safe) ? (size_t)(dot - safe) : slen;
     size_t cap = strlen(k->path) + A2G_NAME_MAX + 32;
     char *target = malloc(cap);
     if (!target) {
@@ -413,11 +414,26 @@ int a2g_sink_commit_named(a2g_sink *k, const char *name, size_t len, const char 
         return a2g_fail(err, A2G_IO, 0, "out of memory");
     }
     for (int n = 1; n <= 1000; n++) {
-        if (n == 1)
+        if (n == 1) {
             snprintf(target, cap, "%s/%s", k->path, safe);
-        else
-            snprintf(target, cap, "%s/%.*s (%d)%s", k->path, (int)stem, safe, n,
-                     safe + stem);
+        } else {
+            /* the suffix must not push the name past NAME_MAX: the stem gives way (cut
+             * on a UTF-8 boundary), or the whole name does when the extension is long */
+            char suffix[16];
+            size_t sl = (size_t)snprintf(suffix, sizeof suffix, " (%d)", n);
+            size_t keep = stem, ext = slen - stem;
+            if (ext + sl + 1 > A2G_NAME_MAX) {
+                keep = slen;
+                ext = 0;
+            }
+            if (keep + sl + ext > A2G_NAME_MAX) {
+                keep = A2G_NAME_MAX - sl - ext;
+                while (keep > 0 && ((unsigned char)safe[keep] & 0xC0) == 0x80)
+                    keep--;
+            }
+            snprintf(target, cap, "%s/%.*s%s%s", k->path, (int)keep, safe, suffix,
+                     safe + slen - ext);
+        }
         if (link(k->tmp, target) == 0) {
             unlink(k->tmp);
             free(k->tmp);
@@ -441,15 +457,8 @@ int a2g_sink_commit(a2g_sink *k, a2g_error *err)
 {
     if (k->kind != A2G_SINK_FILE)
         return 0;
-    mode_t mask = umask(0);
-    umask(mask);
-    if (fchmod(k->fd, 0666 & ~mask) != 0 || fsync(k->fd) != 0) {
-        int e = errno;
-        a2g_sink_abort(k);
-        return a2g_fail(err, A2G_IO, 0, "cannot write %s: %s", k->path, strerror(e));
-    }
-    close(k->fd);
-    k->fd = -1;
+    if (flush_tmp(k, err) != 0)
+        return -1;
     int rc;
     if (k->no_clobber) {
         rc = link(k->tmp, k->path);
@@ -466,16 +475,7 @@ int a2g_sink_commit(a2g_sink *k, a2g_error *err)
     }
     free(k->tmp);
     k->tmp = NULL;
-    /* the rename is durable only once the directory is on disk too */
-    char *d = strdup(k->path);
-    if (d) {
-        int dfd = open(dirname(d), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dfd >= 0) {
-            fsync(dfd);
-            close(dfd);
-        }
-        free(d);
-    }
+    sync_dir_of(k->path); /* the rename is durable only once the folder is on disk */
     return 0;
 }
 

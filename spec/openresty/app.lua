@@ -49,6 +49,35 @@ function M.received()
     end)() })
 end
 
+-- Rewrite and access phases may yield too: the count is taken there, said later.
+function M.count_in_phase()
+  local page, err = get():list("received", { pageLength = 1 })
+  ngx.ctx.count = page and page.totalRecords or ("error: " .. tostring(err))
+end
+
+function M.say_count()
+  reply(200, { phase = ngx.var.uri, totalRecords = ngx.ctx.count })
+end
+
+-- GET /timer: a timer makes the call (as a background drain would) and leaves the
+-- result in the shared dict; the request waits for it.
+function M.timer()
+  local dict = ngx.shared.as2gateway
+  local key = "timer-result-" .. ngx.now() .. "-" .. math.random(1e9)
+  local ok, terr = ngx.timer.at(0, function(premature)
+    if premature then return end
+    local page, err = get():list("received", { pageLength = 1 })
+    dict:set(key, page and tostring(page.totalRecords) or ("error: " .. tostring(err)), 60)
+  end)
+  if not ok then return reply(500, { error = terr }) end
+  for _ = 1, 200 do
+    local v = dict:get(key)
+    if v then return reply(200, { totalRecords = tonumber(v) or v }) end
+    ngx.sleep(0.05)
+  end
+  reply(504, { error = "the timer did not finish" })
+end
+
 -- GET /stats: this worker's client counters.
 function M.stats()
   reply(200, get():stats())

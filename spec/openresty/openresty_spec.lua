@@ -48,6 +48,16 @@ describe("as2gateway.openresty", function()
     assert.are.equal("", nginx.log():match("%[error%].*") or "")
   end)
 
+  it("works in the rewrite and access phases and in timers", function()
+    nginx = support.start(1)
+    for _, path in ipairs { "/rewrite", "/access", "/timer" } do
+      local status, body = get(nginx.url .. path)
+      assert.are.equal(200, status, path)
+      assert.are.equal(2, body.totalRecords, path)
+    end
+    assert.are.equal("", nginx.log():match("%[error%].*") or "")
+  end)
+
   it("keeps serving a worker's other requests while 5 calls wait 2 s on the gateway",
     function()
       nginx = support.start(1)

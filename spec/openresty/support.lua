@@ -42,6 +42,15 @@ http {
     location = /received { content_by_lua_block { require("app").received() } }
     location = /stats { content_by_lua_block { require("app").stats() } }
     location = /plain { content_by_lua_block { ngx.say("ok") } }
+    location = /access {
+      access_by_lua_block { require("app").count_in_phase() }
+      content_by_lua_block { require("app").say_count() }
+    }
+    location = /rewrite {
+      rewrite_by_lua_block { require("app").count_in_phase() }
+      content_by_lua_block { require("app").say_count() }
+    }
+    location = /timer { content_by_lua_block { require("app").timer() } }
   }
 }
 ]]):format(user, workers, dir, dir, dir, root, root, root, root, port)
