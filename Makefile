@@ -136,11 +136,12 @@ bench: bench-sandbox bench-client
 bench-sandbox: bench-deps
 	bench/sandbox_throughput.sh
 
-# The client's benchmarks, each against a fresh sandbox: streaming memory, and rate
-# limit utilisation (about 20 s).
+# The client's benchmarks, each against a fresh sandbox: streaming memory, rate limit
+# utilisation (about 20 s), and memory and descriptors over 10,000 clients/requests.
 bench-client: build
 	bin/as2g-sandbox run -- $(LUA) bench/memory.lua
 	bin/as2g-sandbox run -- $(LUA) bench/ratelimit.lua
+	bin/as2g-sandbox run -- $(LUA) bench/resources.lua
 
 # Installs the Lua 5.4 build under lib/lua/5.4 and the LuaJIT build (OpenResty)
 # under lib/lua/5.1, the Lua modules beside each, and the tools.

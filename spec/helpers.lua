@@ -208,6 +208,27 @@ function M.zip_read(path, entry)
   return d
 end
 
+--- Registers a sandbox fault (see docs/sandbox.md, POST faults); returns its id.
+function M.fault(spec)
+  local res, status = M.control("POST", "faults", spec)
+  assert(status == 200, "fault not accepted: " .. cjson.encode(spec))
+  return res.id
+end
+
+--- A fake clock for the client's `clock` and `sleep` hooks: sleep(s) moves it on by
+--- s and records s (t.sleeps, t.total), so that nothing really waits.
+function M.fake_time()
+  local t = { now = 1000, sleeps = {}, total = 0 }
+  function t.clock() return t.now end
+  function t.sleep(s)
+    assert(s >= 0, "negative sleep")
+    t.sleeps[#t.sleeps + 1] = s
+    t.total = t.total + s
+    t.now = t.now + s
+  end
+  return t
+end
+
 -- Options for as2gateway.core.new / as2gateway.new against this sandbox.
 function M.core_options(extra)
   local o = { url = M.url, username = M.username, password = M.password, cainfo = M.ca }

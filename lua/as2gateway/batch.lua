@@ -196,7 +196,8 @@ local function new_state(client, opts)
     error("download_batch: opts.to (a folder) is required", 3)
   end
   for k in pairs(opts) do
-    if k ~= "to" and k ~= "markAsRead" and k ~= "overwrite" and k ~= "max_entry_bytes" then
+    if k ~= "to" and k ~= "markAsRead" and k ~= "overwrite" and k ~= "max_entry_bytes"
+       and k ~= "on_done" then
       error(("download_batch: unknown option '%s'"):format(tostring(k)), 3)
     end
   end
@@ -206,6 +207,7 @@ local function new_state(client, opts)
   return {
     client = client, to = opts.to, mark = opts.markAsRead == true,
     overwrite = opts.overwrite == true, results = {}, refused = {}, written = {},
+    on_done = opts.on_done,
     limits = { max_entry = opts.max_entry_bytes or M.MAX_ENTRY_BYTES },
   }
 end
@@ -262,10 +264,18 @@ local function fetch(state, pending)
   ok, e = M.extract(zip_path, wanted, state)
   os.remove(zip_path)
   if not ok then return nil, e end
-  if res.status ~= 206 then return {} end
+  if res.status ~= 206 then
+    if state.on_done then state.on_done(pending, state.results) end
+    return {}
+  end
   if m == 0 then
     finish_one_by_one(state, pending[1], a)
     m = 1
+  end
+  if state.on_done then -- what is complete now, so that a caller can record it at once
+    local done = {}
+    for i = 1, m do done[i] = pending[i] end
+    state.on_done(done, state.results)
   end
   -- the partly included message is asked for again, from its first attachment
   local rest = {}

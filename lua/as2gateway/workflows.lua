@@ -53,8 +53,17 @@ local function read_journal(path)
 end
 
 local function append(path, lines)
-  local f, e = io.open(path, "ab")
+  local f, e = io.open(path, "a+b")
   if not f then return nil, err("io", "cannot write the journal %s: %s", path, tostring(e)) end
+  -- a drain killed mid-write leaves a torn last line: end it before adding more, or
+  -- the next line would be glued to it and lost
+  local size = f:seek("end")
+  if size > 0 then
+    f:seek("set", size - 1)
+    local last = f:read(1)
+    f:seek("end")
+    if last ~= "\n" then f:write("\n") end
+  end
   f:write(table.concat(lines, "\n"), "\n")
   f:close()
   return core.fsync(path)
@@ -154,27 +163,39 @@ function W.drain(self, opts)
       ok, e = append(journal, lines)
       if not ok then return nil, e end
     end
-    local results
-    results, e = self:download_batch(chunk, { to = opts.to, markAsRead = true, overwrite = true })
-    if not results then return nil, e end
-    local stored = {}
-    for _, id in ipairs(chunk) do
-      local r = results[id]
-      if r and not r.err then
-        stored[#stored + 1] = "stored " .. id
-        state[id].stage = "stored"
-      elseif r and r.err.kind == "notfound" then
-        -- gone from the gateway (deleted meanwhile): nothing left to fetch
-        stored[#stored + 1] = "done " .. id
-        state[id].stage = "done"
-        summary.errors[id] = r.err
-      else
-        summary.errors[id] = r and r.err or err("protocol", "no result for %s", id)
+    -- each batch answer's complete messages are journalled as soon as they are on
+    -- disk, so that a kill in a long run of 206 answers still keeps what was done
+    local journal_err
+    local function record(ids, results)
+      if journal_err then return end
+      local done = {}
+      for _, id in ipairs(ids) do
+        local r = results[id]
+        if state[id].stage == "fetch" and r and not r.err then
+          done[#done + 1] = "stored " .. id
+          state[id].stage = "stored"
+        elseif state[id].stage == "fetch" and r and r.err.kind == "notfound" then
+          -- gone from the gateway (deleted meanwhile): nothing left to fetch
+          done[#done + 1] = "done " .. id
+          state[id].stage = "done"
+          summary.errors[id] = r.err
+        end
+      end
+      if #done > 0 then
+        local written, werr = append(journal, done)
+        if not written then journal_err = werr end
       end
     end
-    if #stored > 0 then
-      ok, e = append(journal, stored)
-      if not ok then return nil, e end
+    local results
+    results, e = self:download_batch(chunk, { to = opts.to, markAsRead = true, overwrite = true,
+      on_done = record })
+    if not results then return nil, e end
+    if journal_err then return nil, journal_err end
+    for _, id in ipairs(chunk) do
+      if state[id].stage == "fetch" then
+        summary.errors[id] = results[id] and results[id].err
+          or err("protocol", "no result for %s", id)
+      end
     end
   end
 

@@ -9,10 +9,7 @@ local function config(settings)
   assert.equal(200, status)
 end
 
-local function fault(spec)
-  local _, status = h.control("POST", "faults", spec)
-  assert.equal(200, status)
-end
+local fault = h.fault
 
 local function listings()
   return h.stats().by_endpoint[LIST] or 0
@@ -69,13 +66,7 @@ local function all_received(query)
   end
 end
 
--- A fake clock for the client: sleeping moves it on; nothing really sleeps.
-local function fake_time()
-  local t = { now = 1000 }
-  function t.clock() return t.now end
-  function t.sleep(s) t.now = t.now + s end
-  return t
-end
+local fake_time = h.fake_time
 
 describe("client:messages", function()
   local client, paths

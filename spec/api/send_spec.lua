@@ -29,10 +29,7 @@ local function config(settings)
   assert.equal(200, status)
 end
 
-local function fault(spec)
-  local _, status = h.control("POST", "faults", spec)
-  assert.equal(200, status)
-end
+local fault = h.fault
 
 -- What the sandbox knows of a message (the API does not show content types).
 local function info(id)
@@ -47,16 +44,7 @@ local function queued_entry(id)
   return i.queued[1]
 end
 
--- A fake clock for the client: sleeping moves it on; nothing really sleeps.
-local function fake_time()
-  local t = { now = 1000, sleeps = {} }
-  function t.clock() return t.now end
-  function t.sleep(s)
-    t.sleeps[#t.sleeps + 1] = s
-    t.now = t.now + s
-  end
-  return t
-end
+local fake_time = h.fake_time
 
 -- Bytes that survive no careless handling: NUL, CR LF, a boundary-like line, high bytes.
 local function awkward(n)

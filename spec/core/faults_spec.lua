@@ -6,22 +6,9 @@ local LIST = "GET /message/:kind"
 local SEND = "POST /message/:station/:partner"
 local SEND_PATH = "/message/ACME-AS2/AS2G-ECHO"
 
--- A fake clock for the core: sleep(s) moves it on by s and records s.
-local function fake_time()
-  local t = { now = 1000, total = 0, sleeps = {} }
-  function t.clock() return t.now end
-  function t.sleep(s)
-    t.sleeps[#t.sleeps + 1] = s
-    t.total = t.total + s
-    t.now = t.now + s
-  end
-  return t
-end
+local fake_time = h.fake_time
 
-local function fault(spec)
-  local _, status = h.control("POST", "faults", spec)
-  assert.are.equal(200, status)
-end
+local fault = h.fault
 
 local function fast(extra)
   local t = fake_time()

@@ -8,23 +8,9 @@ local function list(c)
   return c:perform { path = { "message", "received" }, json = true }
 end
 
--- A fake clock for the core: sleep(s) moves it on by s and records s.
-local function fake_time()
-  local t = { now = 1000, sleeps = {}, total = 0 }
-  function t.clock() return t.now end
-  function t.sleep(s)
-    assert(s >= 0, "negative sleep")
-    t.sleeps[#t.sleeps + 1] = s
-    t.total = t.total + s
-    t.now = t.now + s
-  end
-  return t
-end
+local fake_time = h.fake_time
 
-local function fault(spec)
-  local _, status = h.control("POST", "faults", spec)
-  assert.are.equal(200, status)
-end
+local fault = h.fault
 
 describe("core rate limit", function()
   local c

@@ -19,13 +19,7 @@ local function serialize(v, seen)
   return "{" .. table.concat(out, ", ") .. "}"
 end
 
--- A fake clock for the core: sleep(s) moves it on by s.
-local function fake_time()
-  local t = { now = 1000 }
-  function t.clock() return t.now end
-  function t.sleep(s) t.now = t.now + s end
-  return t
-end
+local fake_time = h.fake_time
 
 describe("core secrets", function()
   local texts, secrets, clients

@@ -14,12 +14,7 @@ local function timed(f)
   return r, now_s() - t0
 end
 
-local function fault(spec)
-  local res, status = h.control("POST", "faults", spec)
-  assert.are.equal(200, status, "fault not accepted: " .. h.json_encode(spec))
-  assert.is_number(res.id)
-  return res.id
-end
+local fault = h.fault
 
 local function received_count()
   return h.api("GET", "/message/received").json.totalRecords
