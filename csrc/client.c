@@ -50,6 +50,7 @@ int a2g_client_init(a2g_client *c, const a2g_client_opts *o, a2g_error *err)
     c->backoff_cap_ms = o->backoff_cap_ms;
     c->retry_after_cap_ms = o->retry_after_cap_ms;
     c->max_json = o->max_json;
+    c->max_download = o->max_download;
     if (a2g_url_base(o->url, &c->origin, &c->base, err) != 0)
         goto fail;
     if (a2g_auth_init(&c->auth, o->username, o->password, o->token, o->token_expiry_ms)
@@ -276,6 +277,8 @@ static int build_transfer(a2g_request *r, int login)
         x->method = r->method;
         x->source = &r->source;
         x->sink = &r->sink;
+        if (r->sink.kind == A2G_SINK_FILE || r->sink.kind == A2G_SINK_DIR)
+            r->sink.limit = c->max_download;
     }
     /* the answer decides; 100-continue would only add a round trip */
     h = curl_slist_append(h, "Expect:");
@@ -509,8 +512,8 @@ static void on_main_done(a2g_request *r, int64_t now)
         }
         if (x->sink_failed) {
             if (r->sink.overflow)
-                fail(r, A2G_PROTOCOL, x->status, "%s", "the answer is larger than max_json "
-                     "bytes");
+                fail(r, A2G_PROTOCOL, x->status, "the answer is larger than %s bytes",
+                     r->sink.kind == A2G_SINK_MEMORY ? "max_json" : "max_download");
             else if (r->sink.io_errno)
                 fail(r, A2G_IO, 0, "%s", strerror(r->sink.io_errno));
             else

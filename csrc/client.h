@@ -47,6 +47,7 @@ typedef struct a2g_client_opts {
     int retries;                 /* retries after the first attempt */
     int64_t backoff_base_ms, backoff_cap_ms, retry_after_cap_ms;
     size_t max_json;             /* largest in-memory answer */
+    int64_t max_download;        /* largest answer written to a file; 0: no limit */
 } a2g_client_opts;
 
 typedef struct a2g_stats {
@@ -70,6 +71,7 @@ typedef struct a2g_client {
     int retries;
     int64_t backoff_base_ms, backoff_cap_ms, retry_after_cap_ms;
     size_t max_json;
+    int64_t max_download;
     a2g_log_fn log;
     void *log_ud;
     a2g_clock_fn clock;

@@ -378,6 +378,7 @@ static const char *const CLIENT_OPTIONS[] = {
     "url", "username", "password", "token", "token_expiry", "cainfo", "proxy",
     "connect_timeout", "timeout", "low_speed_limit", "low_speed_time", "user_agent",
     "rate_limit", "retries", "backoff_base", "backoff_cap", "retry_after_cap", "max_json",
+    "max_download",
     "log", "clock", "sleep", "progress", "acquire", "release", NULL
 };
 
@@ -434,6 +435,7 @@ static int l_new(lua_State *L)
     o.backoff_cap_ms = (int64_t)(opt_number(L, 1, "backoff_cap", 30, 0) * 1000);
     o.retry_after_cap_ms = (int64_t)(opt_number(L, 1, "retry_after_cap", 120, 0) * 1000);
     o.max_json = (size_t)opt_number(L, 1, "max_json", 16 * 1024 * 1024, 1024);
+    o.max_download = (int64_t)opt_number(L, 1, "max_download", 512.0 * 1024 * 1024, 0);
 
     lc->log_ref = opt_function(L, 1, "log");
     lc->clock_ref = opt_function(L, 1, "clock");

@@ -324,6 +324,10 @@ int a2g_sink_put(a2g_sink *k, const char *data, size_t n)
         break;
     case A2G_SINK_FILE:
     case A2G_SINK_DIR:
+        if (k->limit && k->written + (int64_t)n > k->limit) {
+            k->overflow = 1; /* an endless answer must not fill the disk */
+            return -1;
+        }
         for (size_t off = 0; off < n;) {
             ssize_t w = write(k->fd, data + off, n - off);
             if (w < 0 && errno == EINTR)

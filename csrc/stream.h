@@ -71,7 +71,8 @@ typedef struct a2g_sink {
     a2g_write_fn write;
     void *ud;
     int64_t written;
-    int overflow;          /* memory: the limit was hit */
+    int overflow;          /* the limit was hit */
+    int64_t limit;         /* file and folder sinks: most bytes written; 0: no limit */
     int io_errno;          /* file: errno of a failed write */
 } a2g_sink;
 

@@ -118,6 +118,7 @@ _M.Client = Client
 ---@field backoff_cap? number seconds (30)
 ---@field retry_after_cap? number seconds (120)
 ---@field max_json? integer largest answer held in memory (16 MiB)
+---@field max_download? integer largest answer written to a file (512 MiB; 0: no limit)
 ---@field user_agent? string
 ---@field log? fun(event: table) one table per event, secrets never included
 ---@field clock? fun(): number seconds; replaces the clock (tests, event loops)
