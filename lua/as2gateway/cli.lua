@@ -4,6 +4,7 @@
 -- never on the command line.
 local argparse = require "argparse"
 local cjson = require "cjson.safe"
+local json = require "as2gateway.json"
 local as2gateway = require "as2gateway"
 local core = as2gateway.core
 
@@ -45,8 +46,12 @@ local stdout, stderr = io.stdout, io.stderr
 
 local function say(...) stderr:write(...) stderr:write("\n") end
 
+-- Fields that are lists even when empty (lua-cjson alone would write them as {}).
+local ARRAY_KEYS = { records = true, attachments = true, customHeaders = true, flows = true,
+  paths = true, refused = true }
+
 local function json_line(v)
-  stdout:write(cjson.encode(v), "\n")
+  stdout:write(json.encode(v, ARRAY_KEYS), "\n")
 end
 
 local function iso(ms)
@@ -486,7 +491,7 @@ end
 
 function commands.partners(ctx)
   local list = check(ctx.client:partners(ctx.args.query))
-  if ctx.args.json then json_line(list) return end
+  if ctx.args.json then json_line(json.array(list)) return end
   table_out({
     { "AS2 ID", function(p) return p.as2Identifier end },
     { "NAME", function(p) return p.name end },
@@ -500,7 +505,7 @@ end
 
 function commands.stations(ctx)
   local list = check(ctx.client:stations(ctx.args.query))
-  if ctx.args.json then json_line(list) return end
+  if ctx.args.json then json_line(json.array(list)) return end
   table_out({
     { "AS2 ID", function(s) return s.as2Identifier end },
     { "NAME", function(s) return s.name end },

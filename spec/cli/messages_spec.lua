@@ -62,6 +62,18 @@ describe("as2g messages", function()
       assert.same(records, page.records)
     end)
 
+    it("writes empty lists as [] in --json, as the gateway does", function()
+      local out, _, code = run { "ls", "sent", "--partner", "NOBODY", "--json" }
+      assert.equal(0, code)
+      assert.matches('"records":%[%]', out)
+      out, _, code = run { "partners", "no-such-partner", "--json" }
+      assert.equal(0, code)
+      assert.equal("[]\n", out)
+      out = run { "partners", "AS2G-ECHO", "--json" }
+      assert.matches('"customHeaders":%[%]', out)
+      assert.matches('"flows":%[%]', out)
+    end)
+
     it("pages with --page and --page-length, and filters by partner type and subject", function()
       local out = run { "--json", "ls", "received", "--page-length", "1", "--page", "1",
         "--asc" }

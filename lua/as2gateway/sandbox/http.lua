@@ -1,7 +1,7 @@
 -- How the sandbox answers: JSON, files and Generic Responses, with the faults of
 -- /_sandbox/faults applied on the way out (cut connections, trickled bodies).
 local cjson = require "cjson.safe"
-
+local json = require "as2gateway.json"
 
 local M = {}
 
@@ -13,66 +13,9 @@ local REASONS = {
   [504] = "Gateway Timeout",
 }
 
--- Debian's lua-cjson writes every empty table as {}; the contract needs [] for empty
--- lists, so the sandbox encodes with this small writer and marks arrays explicitly.
-local ARRAY = {}
-
-function M.array(t)
-  return setmetatable(t or {}, ARRAY)
-end
-
-local ESCAPES = { ['"'] = '\\"', ["\\"] = "\\\\", ["\b"] = "\\b", ["\f"] = "\\f",
-  ["\n"] = "\\n", ["\r"] = "\\r", ["\t"] = "\\t" }
-
-local function encode_string(s)
-  return '"' .. s:gsub('[%c"\\]', function(c)
-    return ESCAPES[c] or ("\\u%04x"):format(c:byte())
-  end) .. '"'
-end
-
-local function encode(v, out)
-  local t = type(v)
-  if t == "string" then
-    out[#out + 1] = encode_string(v)
-  elseif t == "number" then
-    if v ~= v or v == math.huge or v == -math.huge then error("cannot encode " .. v) end
-    out[#out + 1] = (v == math.floor(v) and math.abs(v) < 2 ^ 53) and ("%d"):format(v)
-      or ("%.17g"):format(v)
-  elseif t == "boolean" then
-    out[#out + 1] = tostring(v)
-  elseif v == nil or v == cjson.null then
-    out[#out + 1] = "null"
-  elseif t == "table" then
-    if getmetatable(v) == ARRAY or (#v > 0 and next(v, #v) == nil) then
-      out[#out + 1] = "["
-      for i = 1, #v do
-        if i > 1 then out[#out + 1] = "," end
-        encode(v[i], out)
-      end
-      out[#out + 1] = "]"
-    else
-      out[#out + 1] = "{"
-      local first = true
-      for k, x in pairs(v) do
-        if not first then out[#out + 1] = "," end
-        first = false
-        out[#out + 1] = encode_string(tostring(k))
-        out[#out + 1] = ":"
-        encode(x, out)
-      end
-      out[#out + 1] = "}"
-    end
-  else
-    error("cannot encode a " .. t)
-  end
-end
-
-function M.encode(v)
-  local out = {}
-  encode(v, out)
-  return table.concat(out)
-end
-
+-- JSON with empty lists written as [] (the contract needs them); see as2gateway.json.
+M.array = json.array
+M.encode = json.encode
 M.decode = cjson.decode
 
 -- Sends the head and the first `n` body bytes over the raw connection, then returns;
