@@ -4,10 +4,9 @@
 -- an in-memory string runs last, side by side, as the baseline that shows what
 -- holding the file whole would cost.
 --   bin/as2g-sandbox run -- lua5.4 bench/memory.lua
-package.path = "./lua/?.lua;./lua/?/init.lua;" .. package.path
+package.path = "./bench/?.lua;./lua/?.lua;./lua/?/init.lua;" .. package.path
 package.cpath = "./build/lua54/?.so;" .. package.cpath
 local core = require "as2gateway.core"
-local cjson = require "cjson"
 
 local SIZE = 10 * 1024 * 1024
 
@@ -18,24 +17,15 @@ local function peak_kb()
   end
 end
 
-local function control(name, body)
-  local cmd = ("curl -sS --cacert %q -H 'X-Sandbox-Secret: %s' -H 'Content-Type: "
-    .. "application/json' --data '%s' %s/_sandbox/%s"):format(os.getenv("AS2G_CA"),
-    os.getenv("AS2G_SANDBOX_SECRET"), cjson.encode(body or {}),
-    os.getenv("AS2G_URL"):gsub("/v1$", ""), name)
-  local p = io.popen(cmd)
-  local out = p:read("a")
-  p:close()
-  return cjson.decode(out)
-end
+local control = require "sandbox_control"
 
-control("reset")
+control("POST", "reset")
 local dir = os.tmpname()
 os.remove(dir)
 os.execute("mkdir -p " .. dir)
 local upload = dir .. "/upload.bin"
 os.execute(("head -c %d /dev/urandom > %s"):format(SIZE, upload))
-local id = control("inbound", { station = "ACME-AS2", partner = "GLOBEX-AS2",
+local id = control("POST", "inbound", { station = "ACME-AS2", partner = "GLOBEX-AS2",
   attachments = { { name = "big.bin", size = SIZE } } }).as2MessageId
 
 local client = core.new { url = os.getenv("AS2G_URL"), username = os.getenv("AS2G_USERNAME"),

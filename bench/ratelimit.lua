@@ -4,24 +4,14 @@
 -- starts 10 s after request 1 and request 101 10 s after request 51; the report is
 -- that ideal next to the measured time, and the 429s the sandbox gave (must be 0).
 --   bin/as2g-sandbox run -- lua5.4 bench/ratelimit.lua [CALLS]
-package.path = "./lua/?.lua;./lua/?/init.lua;" .. package.path
+package.path = "./bench/?.lua;./lua/?.lua;./lua/?/init.lua;" .. package.path
 package.cpath = "./build/lua54/?.so;" .. package.cpath
 local core = require "as2gateway.core"
-local cjson = require "cjson"
 
 local calls = tonumber(arg[1]) or 120
 local LIMIT, WINDOW = 50, 10
 
-local function control(method, name, body)
-  local cmd = ("curl -sS -X %s --cacert %q -H 'X-Sandbox-Secret: %s' %s %s/_sandbox/%s")
-    :format(method, os.getenv("AS2G_CA"), os.getenv("AS2G_SANDBOX_SECRET"),
-      body and ("-H 'Content-Type: application/json' --data '" .. cjson.encode(body) .. "'")
-        or "", os.getenv("AS2G_URL"):gsub("/v1$", ""), name)
-  local p = io.popen(cmd)
-  local out = p:read("a")
-  p:close()
-  return cjson.decode(out)
-end
+local control = require "sandbox_control"
 
 control("POST", "reset")
 control("POST", "config", { rate_limit = LIMIT .. "/" .. WINDOW })

@@ -10,27 +10,17 @@
 -- The sandbox's and the client's rate limits are off: 11,000 requests would take over
 -- 2,000 s within 50 per 10 s.
 --   bin/as2g-sandbox run -- lua5.4 bench/resources.lua [N]
-package.path = "./lua/?.lua;./lua/?/init.lua;" .. package.path
+package.path = "./bench/?.lua;./lua/?.lua;./lua/?/init.lua;" .. package.path
 package.cpath = "./build/lua54/?.so;" .. package.cpath
 local as2gateway = require "as2gateway"
 local core = require "as2gateway.core"
-local cjson = require "cjson"
 
 local N = tonumber(arg[1]) or 10000
 local STEP = N // 10
 local MAX_RSS_KB, MAX_FDS = 3 * 1024, 2
 local KEPT = 200
 
-local function control(method, name, body)
-  local cmd = ("curl -sS -X %s --cacert %q -H 'X-Sandbox-Secret: %s' %s %s/_sandbox/%s")
-    :format(method, os.getenv("AS2G_CA"), os.getenv("AS2G_SANDBOX_SECRET"),
-      body and ("-H 'Content-Type: application/json' --data '" .. cjson.encode(body) .. "'")
-        or "", os.getenv("AS2G_URL"):gsub("/v1$", ""), name)
-  local p = io.popen(cmd)
-  local out = p:read("a")
-  p:close()
-  return cjson.decode(out)
-end
+local control = require "sandbox_control"
 
 -- this process's pid (not the shell's that io.popen starts)
 local PID = (function()

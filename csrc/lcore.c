@@ -1126,8 +1126,8 @@ static const luaL_Reg functions[] = {
     { NULL, NULL }
 };
 
-static void new_class(lua_State *L, const char *name, const luaL_Reg *methods,
-                      lua_CFunction close, lua_CFunction tostring)
+void a2g_new_class(lua_State *L, const char *name, const luaL_Reg *methods,
+                   lua_CFunction close, lua_CFunction tostring)
 {
     luaL_newmetatable(L, name);
     lua_newtable(L);
@@ -1160,8 +1160,8 @@ __attribute__((visibility("default"))) int luaopen_as2gateway_core(lua_State *L)
     lua_getfield(L, -1, "decode");
     lua_setfield(L, LUA_REGISTRYINDEX, DECODE_KEY);
     lua_pop(L, 1);
-    new_class(L, CLIENT_MT, client_methods, l_client_close, l_client_tostring);
-    new_class(L, REQUEST_MT, request_methods, l_request_close, NULL);
+    a2g_new_class(L, CLIENT_MT, client_methods, l_client_close, l_client_tostring);
+    a2g_new_class(L, REQUEST_MT, request_methods, l_request_close, NULL);
     luaL_newmetatable(L, ERROR_MT);
     lua_pushcfunction(L, error_tostring);
     lua_setfield(L, -2, "__tostring");

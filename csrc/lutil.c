@@ -282,16 +282,6 @@ static const luaL_Reg util_functions[] = {
 
 void a2g_open_util(lua_State *L)
 {
-    luaL_newmetatable(L, ZIP_MT);
-    lua_newtable(L);
-    luaL_setfuncs(L, zip_methods, 0);
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, l_zip_close);
-    lua_setfield(L, -2, "__gc");
-#if LUA_VERSION_NUM >= 504
-    lua_pushcfunction(L, l_zip_close);
-    lua_setfield(L, -2, "__close");
-#endif
-    lua_pop(L, 1);
+    a2g_new_class(L, ZIP_MT, zip_methods, l_zip_close, NULL);
     luaL_setfuncs(L, util_functions, 0);
 }
