@@ -208,6 +208,28 @@ function M.zip_read(path, entry)
   return d
 end
 
+--- A new empty folder under /tmp.
+function M.mkdtemp()
+  local d = M.tmpname()
+  assert(os.execute("mkdir " .. M.quote(d)))
+  return d
+end
+
+--- Removes a folder made by mkdtemp (only ever something under /tmp).
+function M.rmtree(dir)
+  if dir and dir:match("^/tmp/.") then os.execute("rm -rf " .. M.quote(dir)) end
+end
+
+--- The names in a folder, hidden ones included, sorted.
+function M.entries(dir)
+  local p = io.popen("ls -A " .. M.quote(dir))
+  local names = {}
+  for line in p:lines() do names[#names + 1] = line end
+  p:close()
+  table.sort(names)
+  return names
+end
+
 --- Registers a sandbox fault (see docs/sandbox.md, POST faults); returns its id.
 function M.fault(spec)
   local res, status = M.control("POST", "faults", spec)

@@ -4,24 +4,11 @@ local as2gateway = require "as2gateway"
 
 local BULK_DELETE = "DELETE /message/:kind"
 
-local function mkdtemp()
-  local d = h.tmpname()
-  assert(os.execute("mkdir " .. h.quote(d)))
-  return d
-end
+local mkdtemp = h.mkdtemp
 
-local function rmtree(path)
-  os.execute("rm -rf " .. h.quote(path))
-end
+local rmtree = h.rmtree
 
-local function entries(dir)
-  local p = io.popen("ls -A " .. h.quote(dir))
-  local names = {}
-  for line in p:lines() do names[#names + 1] = line end
-  p:close()
-  table.sort(names)
-  return names
-end
+local entries = h.entries
 
 local function unescape(s)
   return (s:gsub("%%(%x%x)", function(x) return string.char(tonumber(x, 16)) end))

@@ -5,15 +5,9 @@ local as2gateway = require "as2gateway"
 local SEND = "POST /message/:station/:partner"
 local MiB = 1024 * 1024
 
-local function mkdtemp()
-  local d = h.tmpname()
-  assert(os.execute("mkdir " .. h.quote(d)))
-  return d
-end
+local mkdtemp = h.mkdtemp
 
-local function rmtree(path)
-  os.execute("rm -rf " .. h.quote(path))
-end
+local rmtree = h.rmtree
 
 local function unescape(s)
   return (s:gsub("%%(%x%x)", function(x) return string.char(tonumber(x, 16)) end))

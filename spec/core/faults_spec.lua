@@ -29,23 +29,11 @@ local function queued(subject)
   return res.json.totalRecords, res.json.records
 end
 
-local function mkdtemp()
-  local d = h.tmpname()
-  assert(os.execute("mkdir " .. h.quote(d)))
-  return d
-end
+local mkdtemp = h.mkdtemp
 
-local function entries(dir)
-  local p = io.popen("ls -A " .. h.quote(dir))
-  local names = {}
-  for line in p:lines() do names[#names + 1] = line end
-  p:close()
-  return names
-end
+local entries = h.entries
 
-local function rmtree(dir)
-  os.execute("rm -rf " .. h.quote(dir))
-end
+local rmtree = h.rmtree
 
 describe("core faults", function()
   local c, dir

@@ -16,20 +16,9 @@ local function pattern_bytes(n, seed)
   return table.concat(parts):sub(1, n)
 end
 
-local function mkdtemp()
-  local d = h.tmpname()
-  assert(os.execute("mkdir " .. h.quote(d)))
-  return d
-end
+local mkdtemp = h.mkdtemp
 
-local function entries(dir)
-  local p = io.popen("ls -A " .. h.quote(dir))
-  local names = {}
-  for line in p:lines() do names[#names + 1] = line end
-  p:close()
-  table.sort(names)
-  return names
-end
+local entries = h.entries
 
 -- The echo partner's copy of a message sent with this subject, once the queue ran.
 local function echoed(c, subject)
