@@ -15,21 +15,7 @@ local BATCH_LIMIT = 128 * 1024 -- a big message alone may pass it: 206s and one-
 local ARRIVALS_AFTER_EXIT, ARRIVALS_AFTER_KILL = 300, 20
 local CHILD = "spec/hardening/crash_child.lua"
 
--- Every unread production message the gateway shows, by ID (through curl: read-only).
-local function unread_messages()
-  local all, n = {}, 0
-  for page = 0, 20 do
-    local res = h.api("GET", "/message/received", { query = { unreadOnly = "true",
-      pageLength = 100, pageOffset = page, sortCol = "persistedTimestamp", sortDir = "asc" } })
-    assert(res.status == 200, "listing failed: " .. tostring(res.status))
-    for _, m in ipairs(res.json.records) do
-      if not all[m.as2MessageId] then n = n + 1 end
-      all[m.as2MessageId] = m
-    end
-    if #res.json.records < 100 then break end
-  end
-  return all, n
-end
+local unread_messages = S.unread_messages
 
 -- n groups of 10 messages with 2 attachments each: in a fifth of the groups one of them
 -- is big (50-200 KB: over the batch limit, or nearly), else both are small; kinds and

@@ -9,21 +9,7 @@ local ATTACHMENTS = { { name = "a.edi", size = 300 }, { name = "b.xml", size = 2
 local JOURNAL = ".as2g-drain.journal"
 local BATCH = "POST /message/received/batch/attachments"
 
--- Every unread production message the gateway shows, by ID (through curl: read-only).
-local function unread_messages()
-  local all, n = {}, 0
-  for page = 0, 20 do
-    local res = h.api("GET", "/message/received", { query = { unreadOnly = "true",
-      pageLength = 100, pageOffset = page, sortCol = "persistedTimestamp", sortDir = "asc" } })
-    assert(res.status == 200, "listing failed: " .. tostring(res.status))
-    for _, m in ipairs(res.json.records) do
-      if not all[m.as2MessageId] then n = n + 1 end
-      all[m.as2MessageId] = m
-    end
-    if #res.json.records < 100 then break end
-  end
-  return all, n
-end
+local unread_messages = S.unread_messages
 
 local function names_of(message)
   local names = {}

@@ -91,6 +91,23 @@ function M.exists(path)
   return os.rename(path, path) and true or false
 end
 
+--- Every unread production message the gateway shows, by ID, and how many (through
+--- curl: read-only).
+function M.unread_messages()
+  local all, n = {}, 0
+  for page = 0, 20 do
+    local res = h.api("GET", "/message/received", { query = { unreadOnly = "true",
+      pageLength = 100, pageOffset = page, sortCol = "persistedTimestamp", sortDir = "asc" } })
+    assert(res.status == 200, "listing failed: " .. tostring(res.status))
+    for _, m in ipairs(res.json.records) do
+      if not all[m.as2MessageId] then n = n + 1 end
+      all[m.as2MessageId] = m
+    end
+    if #res.json.records < 100 then break end
+  end
+  return all, n
+end
+
 --- Unread production received messages, as the gateway counts them (through curl,
 --- so it does not touch a client's counters; it does count in the sandbox's stats).
 function M.unread()
