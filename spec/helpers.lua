@@ -208,6 +208,35 @@ function M.zip_read(path, entry)
   return d
 end
 
+--- Percent-decoding (the inverse of escape).
+function M.unescape(s)
+  return (s:gsub("%%(%x%x)", function(x) return string.char(tonumber(x, 16)) end))
+end
+
+--- Sets a partner's sandbox behaviour: "deliver", "fail" or "pause".
+function M.behaviour(partner, b)
+  local _, status = M.control("POST", "partner/" .. partner, { behaviour = b })
+  assert(status == 200, "partner behaviour not accepted")
+end
+
+--- Changes sandbox settings until the next reset (POST /_sandbox/config).
+function M.config(settings)
+  local _, status = M.control("POST", "config", settings)
+  assert(status == 200, "sandbox config not accepted: " .. cjson.encode(settings))
+end
+
+--- Asserts a Generic Response with this status: {"message": "<non-empty text>"} alone.
+function M.assert_generic(res, status)
+  assert(res.status == status, ("status %s, expected %s: %s"):format(tostring(res.status),
+    tostring(status), tostring(res.body)))
+  assert(type(res.json) == "table", "not JSON: " .. tostring(res.body))
+  assert(type(res.json.message) == "string" and #res.json.message > 0,
+    "no message: " .. tostring(res.body))
+  for k in pairs(res.json) do
+    assert(k == "message", "a Generic Response holds only message: " .. tostring(res.body))
+  end
+end
+
 --- A new empty folder under /tmp.
 function M.mkdtemp()
   local d = M.tmpname()

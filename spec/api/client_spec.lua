@@ -10,14 +10,9 @@ local rmtree = h.rmtree
 
 local entries = h.entries
 
-local function unescape(s)
-  return (s:gsub("%%(%x%x)", function(x) return string.char(tonumber(x, 16)) end))
-end
+local unescape = h.unescape
 
-local function behaviour(partner, b)
-  local _, status = h.control("POST", "partner/" .. partner, { behaviour = b })
-  assert.equal(200, status)
-end
+local behaviour = h.behaviour
 
 local function info(id)
   local res, status = h.control("GET", "messages/" .. h.escape(id))

@@ -4,10 +4,7 @@ local as2gateway = require "as2gateway"
 
 local LIST = "GET /message/:kind"
 
-local function config(settings)
-  local _, status = h.control("POST", "config", settings)
-  assert.equal(200, status)
-end
+local config = h.config
 
 local fault = h.fault
 

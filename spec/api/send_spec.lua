@@ -9,19 +9,11 @@ local mkdtemp = h.mkdtemp
 
 local rmtree = h.rmtree
 
-local function unescape(s)
-  return (s:gsub("%%(%x%x)", function(x) return string.char(tonumber(x, 16)) end))
-end
+local unescape = h.unescape
 
-local function behaviour(partner, b)
-  local _, status = h.control("POST", "partner/" .. partner, { behaviour = b })
-  assert.equal(200, status)
-end
+local behaviour = h.behaviour
 
-local function config(settings)
-  local _, status = h.control("POST", "config", settings)
-  assert.equal(200, status)
-end
+local config = h.config
 
 local fault = h.fault
 

@@ -49,12 +49,7 @@ local function get_received(token)
   return h.curl { path = "/message/received", token = token }
 end
 
-local function assert_generic(res, status)
-  assert.are.equal(status, res.status)
-  assert.is_table(res.json)
-  assert.are.equal("string", type(res.json.message))
-  assert.is_true(#res.json.message > 0)
-end
+local assert_generic = h.assert_generic
 
 describe("POST /authorize", function()
   before_each(h.reset)

@@ -2,20 +2,11 @@
 -- (received, sent, queued, stopped, failed): answers, counts, limits and what is gone.
 local h = require "helpers"
 
-local function unescape(s)
-  return (s:gsub("%%(%x%x)", function(x) return string.char(tonumber(x, 16)) end))
-end
+local unescape = h.unescape
 
-local function assert_generic(res, status)
-  assert.equal(status, res.status, res.body)
-  assert.equal("table", type(res.json))
-  assert.equal("string", type(res.json.message))
-end
+local assert_generic = h.assert_generic
 
-local function behaviour(partner, b)
-  local _, status = h.control("POST", "partner/" .. partner, { behaviour = b })
-  assert.equal(200, status)
-end
+local behaviour = h.behaviour
 
 local function send(partner)
   local res = h.api("POST", "/message/ACME-AS2/" .. partner, { body = "payload",

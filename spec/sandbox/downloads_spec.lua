@@ -2,15 +2,9 @@
 -- and the batch's folders, .error entries, limits and 206 truncation.
 local h = require "helpers"
 
-local function assert_generic(res, status)
-  assert.equal(status, res.status, res.body)
-  assert.equal("table", type(res.json))
-  assert.equal("string", type(res.json.message))
-end
+local assert_generic = h.assert_generic
 
-local function unescape(s)
-  return (s:gsub("%%(%x%x)", function(x) return string.char(tonumber(x, 16)) end))
-end
+local unescape = h.unescape
 
 local function path_of(kind, id, rest)
   return "/message/" .. kind .. "/" .. h.escape(id) .. (rest or "")

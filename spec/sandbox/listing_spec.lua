@@ -84,14 +84,7 @@ local function set_of(list_)
   return s
 end
 
-local function assert_generic(res, status)
-  assert.equal(status, res.status, res.body)
-  assert.equal("table", type(res.json))
-  assert.equal("string", type(res.json.message))
-  local n = 0
-  for _ in pairs(res.json) do n = n + 1 end
-  assert.equal(1, n)
-end
+local assert_generic = h.assert_generic
 
 local function empty_records(res)
   return res.body:match('"records"%s*:%s*%[%s*%]') ~= nil

@@ -3,25 +3,13 @@
 -- partner's round trip.
 local h = require "helpers"
 
-local function unescape(s)
-  return (s:gsub("%%(%x%x)", function(x) return string.char(tonumber(x, 16)) end))
-end
+local unescape = h.unescape
 
-local function assert_generic(res, status)
-  assert.equal(status, res.status, res.body)
-  assert.equal("table", type(res.json))
-  assert.equal("string", type(res.json.message))
-end
+local assert_generic = h.assert_generic
 
-local function config(settings)
-  local _, status = h.control("POST", "config", settings)
-  assert.equal(200, status)
-end
+local config = h.config
 
-local function behaviour(partner, b)
-  local _, status = h.control("POST", "partner/" .. partner, { behaviour = b })
-  assert.equal(200, status)
-end
+local behaviour = h.behaviour
 
 -- Sends one raw file; returns the AS2 ID and the Link header.
 local function send(partner, opts)

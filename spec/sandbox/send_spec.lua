@@ -5,18 +5,9 @@ local h = require "helpers"
 
 local MIB = 1024 * 1024
 
-local function unescape(s)
-  return (s:gsub("%%(%x%x)", function(x) return string.char(tonumber(x, 16)) end))
-end
+local unescape = h.unescape
 
-local function assert_generic(res, status)
-  assert.equal(status, res.status, res.body)
-  assert.equal("table", type(res.json))
-  assert.equal("string", type(res.json.message))
-  local n = 0
-  for _ in pairs(res.json) do n = n + 1 end
-  assert.equal(1, n)
-end
+local assert_generic = h.assert_generic
 
 -- POST a raw body. headers: a list of "Name: value" lines, exactly as sent.
 local function post(path, opts)
