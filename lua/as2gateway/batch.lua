@@ -18,9 +18,7 @@ local M = {
   MAX_RATIO = 200,                     -- uncompressed/compressed, past 1 MiB
 }
 
-local function err(kind, fmt, ...)
-  return core.error(kind, fmt:format(...))
-end
+local err = require("as2gateway.util").err
 
 --- The folder of a message: its ID without the angle brackets when that is a plain
 --- file name (the usual case); any other ID is spelled out, "%XX" for each byte that
