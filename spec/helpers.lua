@@ -266,6 +266,39 @@ function M.fault(spec)
   return res.id
 end
 
+-- A sub-second clock and a sleep for the waits below (the core's when it is built,
+-- else the shell's).
+local has_core, core = pcall(require, "as2gateway.core")
+local now = has_core and core.now or os.time
+local function sleep(s)
+  if has_core then core.sleep(s) else os.execute(("sleep %.3f"):format(s)) end
+end
+M.now, M.sleep = now, sleep
+
+--- Waits until fn() returns a true value and returns it, polling every `interval`
+--- seconds (0.05) until `timeout` seconds (20) have passed; then nil, or with `what`
+--- an error naming what did not happen. For every process a spec starts: a fresh,
+--- loaded machine may need seconds where a warm one needs milliseconds, so readiness
+--- is waited for with a deadline, never probed a fixed number of times.
+function M.wait_until(fn, timeout, what, interval)
+  local deadline = now() + (timeout or 20)
+  while true do
+    local v = fn()
+    if v then return v end
+    if now() >= deadline then
+      if what then error(("%s within %s s"):format(what, tostring(timeout or 20)), 2) end
+      return nil
+    end
+    sleep(interval or 0.05)
+  end
+end
+
+--- Whether a TCP port on 127.0.0.1 accepts connections (bash's /dev/tcp).
+function M.port_open(port)
+  return os.execute(("bash -c 'exec 3<>/dev/tcp/127.0.0.1/%d' 2>/dev/null"):format(port))
+    and true or false
+end
+
 --- A fake clock for the client's `clock` and `sleep` hooks: sleep(s) moves it on by
 --- s and records s (t.sleeps, t.total), so that nothing really waits.
 function M.fake_time()

@@ -79,12 +79,8 @@ function M.spawn(home, args, opts)
     .. h.quote(job.rc .. ".part") .. "; mv " .. h.quote(job.rc .. ".part") .. " "
     .. h.quote(job.rc)
   assert(os.execute("sh -c " .. h.quote(inner) .. " >/dev/null 2>&1 &"))
-  for _ = 1, 200 do
-    local pid = tonumber(h.read_file(job.pidfile) or "")
-    if pid then job.pid = pid break end
-    M.sleep(0.02)
-  end
-  assert(job.pid, "the background as2g did not start")
+  job.pid = h.wait_until(function() return tonumber(h.read_file(job.pidfile) or "") end, 30,
+    "the background as2g did not start", 0.02)
   return job
 end
 
@@ -115,12 +111,7 @@ end
 
 --- Waits (up to `timeout` seconds) until fn() is true; returns its last value.
 function M.until_true(fn, timeout)
-  local deadline = os.time() + (timeout or 20)
-  while true do
-    local v = fn()
-    if v or os.time() > deadline then return v end
-    M.sleep(0.05)
-  end
+  return h.wait_until(fn, timeout or 20)
 end
 
 --- Waits for a spawned job's end: stdout, stderr, exit code.

@@ -102,14 +102,19 @@ local function tls_listener()
     -- s_server ends at the end of its input: a writer that stays keeps it serving
     local feeder = spawn(("timeout 300 sleep 300 >%s 2>/dev/null </dev/null"):format(
       h.quote(files.fifo)))
-    for _ = 1, 3 do
-      os.execute(("curl -s -m 0.5 --cacert %s -H 'Authorization: probe-%d' "
+    -- s_server may need seconds to start on a fresh machine: wait for it with a deadline
+    -- (or for its exit, when the port was taken), then for a probe to be captured
+    local function exited() return not os.execute("kill -0 " .. server .. " 2>/dev/null") end
+    h.wait_until(function() return h.port_open(port) or exited() end, 30)
+    local captured_probe = not exited() and h.wait_until(function()
+      os.execute(("curl -s -m 1 --cacert %s -H 'Authorization: probe-%d' "
         .. "https://127.0.0.1:%d/probe >/dev/null 2>&1"):format(h.quote(h.ca), port, port))
-      if (h.read_file(files.out) or ""):find("Authorization: probe-" .. port, 1, true) then
-        self.port, self.pids, self.files = port, { server, feeder }, files
-        mark(self)
-        return self
-      end
+      return (h.read_file(files.out) or ""):find("Authorization: probe-" .. port, 1, true)
+    end, 20, nil, 0.1)
+    if captured_probe then
+      self.port, self.pids, self.files = port, { server, feeder }, files
+      mark(self)
+      return self
     end
     stop(server)
     stop(feeder)
@@ -138,13 +143,8 @@ local function silent_listener()
     .. "LocalAddr => \"127.0.0.1\", LocalPort => 0, Listen => 16) or die; $| = 1; "
     .. "print $s->sockport, \"\\n\"; sleep 120' >%s 2>/dev/null </dev/null"):format(
     h.quote(portfile)))
-  local port
-  for _ = 1, 50 do
-    port = tonumber(h.read_file(portfile) or "")
-    if port then break end
-    os.execute("sleep 0.05")
-  end
-  assert(port, "the silent listener did not start")
+  local port = h.wait_until(function() return tonumber(h.read_file(portfile) or "") end, 30,
+    "the silent listener did not start")
   return { port = port, pid = pid, dir = dir }
 end
 

@@ -65,12 +65,17 @@ describe("as2gateway.openresty", function()
       h.control("POST", "faults", { path = "/message/received", method = "GET",
         delay_ms = 2000, count = 5 })
       local marks = h.tmpname()
+      local function listings() return (h.stats().by_endpoint or {})["GET /message/:kind"] or 0 end
+      local before = listings()
       local bg = {}
       for i = 1, 5 do
         bg[i] = ("curl -s -o /dev/null -w '%%{http_code} %%{time_total}\\n' %s >> %s &")
           :format(h.quote(nginx.url .. "/received"), h.quote(marks))
       end
-      os.execute(table.concat(bg, " ") .. " sleep 0.3")
+      os.execute(table.concat(bg, " ") .. " true")
+      -- the 5 calls are waiting on the gateway once it has counted them
+      h.wait_until(function() return listings() >= before + 5 end, 30,
+        "the 5 delayed calls did not reach the sandbox")
       -- 50 plain requests to the same worker while those wait
       local out = sh(("for i in $(seq 50); do curl -s -o /dev/null -w '%%{http_code} "
         .. "%%{time_total}\\n' %s; done"):format(h.quote(nginx.url .. "/plain")))
@@ -83,8 +88,10 @@ describe("as2gateway.openresty", function()
       assert.are.equal(50, n)
       assert.is_true(slowest < 0.1, "slowest plain request took " .. slowest .. " s")
       -- the slow calls were still waiting then, and all end well
-      os.execute("while [ $(wc -l < " .. h.quote(marks) .. " 2>/dev/null || echo 0) -lt 5 ];"
-        .. " do sleep 0.2; done")
+      h.wait_until(function()
+        local _, lines = (h.read_file(marks) or ""):gsub("\n", "")
+        return lines >= 5
+      end, 60, "the 5 delayed calls did not end")
       local done = 0
       for code, t in (h.read_file(marks) or ""):gmatch("(%d+) ([%d.]+)") do
         assert.are.equal("200", code)

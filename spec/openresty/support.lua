@@ -65,17 +65,20 @@ http {
     end
   end
   local url = "http://127.0.0.1:" .. port
-  for _ = 1, 100 do
-    if sh("curl -s -o /dev/null -w '%{http_code}' " .. url .. "/plain") == "200" then break end
-    os.execute("sleep 0.05")
-  end
+  h.wait_until(function()
+    return sh("curl -s -m 2 -o /dev/null -w '%{http_code}' " .. url .. "/plain") == "200"
+  end, 30, "nginx (OpenResty spec) did not answer")
   return {
     url = url, dir = dir,
     log = function() return h.read_file(dir .. "/logs/error.log") or "" end,
     stop = function()
       local pid = h.read_file(dir .. "/nginx.pid")
-      if pid then os.execute("kill -QUIT " .. pid:gsub("%s", "") .. " 2>/dev/null") end
-      os.execute("sleep 0.3; rm -rf " .. h.quote(dir))
+      pid = pid and pid:gsub("%s", "")
+      if pid then
+        os.execute("kill -QUIT " .. pid .. " 2>/dev/null")
+        h.wait_until(function() return not os.execute("kill -0 " .. pid .. " 2>/dev/null") end, 15)
+      end
+      os.execute("rm -rf " .. h.quote(dir))
     end,
   }
 end
