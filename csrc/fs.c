@@ -3,7 +3,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -43,4 +45,88 @@ a2g_filetype a2g_stat(const char *path, int64_t *size)
     if (S_ISDIR(st.st_mode))
         return A2G_FT_DIR;
     return A2G_FT_OTHER;
+}
+
+static int write_all(int fd, const char *data, size_t len)
+{
+    while (len > 0) {
+        ssize_t w = write(fd, data, len);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return -1;
+        data += w;
+        len -= (size_t)w;
+    }
+    return 0;
+}
+
+/* The folder part of a path ("." for a bare name), into buf. */
+static void parent_of(const char *path, char *buf, size_t size)
+{
+    const char *slash = strrchr(path, '/');
+    if (!slash) {
+        snprintf(buf, size, ".");
+    } else if (slash == path) {
+        snprintf(buf, size, "/");
+    } else {
+        size_t n = (size_t)(slash - path);
+        snprintf(buf, size, "%.*s", (int)(n < size ? n : size - 1), path);
+    }
+}
+
+int a2g_append_durable(const char *path, const char *data, size_t len, a2g_error *err)
+{
+    int created = access(path, F_OK) != 0;
+    int fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return a2g_fail(err, A2G_IO, 0, "cannot open %s: %s", path, strerror(errno));
+    struct stat st;
+    int rc = fstat(fd, &st);
+    if (rc == 0 && st.st_size > 0) {
+        char last = '\n';
+        if (pread(fd, &last, 1, st.st_size - 1) != 1)
+            rc = -1;
+        else if (last != '\n')
+            rc = write_all(fd, "\n", 1);
+    }
+    if (rc == 0)
+        rc = write_all(fd, data, len);
+    if (rc == 0)
+        rc = fsync(fd);
+    int e = errno;
+    if (close(fd) != 0 && rc == 0) {
+        rc = -1;
+        e = errno;
+    }
+    if (rc != 0)
+        return a2g_fail(err, A2G_IO, 0, "cannot write %s: %s", path, strerror(e));
+    if (created) {
+        char dir[4096];
+        parent_of(path, dir, sizeof dir);
+        return a2g_fsync_path(dir, err);
+    }
+    return 0;
+}
+
+int a2g_lock_try(const char *path, a2g_error *err)
+{
+    struct stat st;
+    int fd;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+        fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    else
+        fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return a2g_fail(err, A2G_IO, 0, "cannot open %s to lock it: %s", path, strerror(errno));
+    int rc;
+    while ((rc = flock(fd, LOCK_EX | LOCK_NB)) != 0 && errno == EINTR)
+        ;
+    if (rc == 0)
+        return fd;
+    int e = errno;
+    close(fd);
+    if (e == EWOULDBLOCK)
+        return a2g_fail(err, A2G_LOCKED, 0, "%s is locked by another process", path);
+    return a2g_fail(err, A2G_IO, 0, "cannot lock %s: %s", path, strerror(e));
 }

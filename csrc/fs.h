@@ -1,8 +1,10 @@
 /* The few file-system operations Lua lacks and durable downloads need: fsync of a file
- * or a directory, mkdir, a directory listing, and stat. No Lua. */
+ * or a directory, mkdir, a directory listing, stat, a durable append (journals) and an
+ * advisory lock (one process per folder). No Lua. */
 #ifndef A2G_FS_H
 #define A2G_FS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "error.h"
@@ -14,5 +16,17 @@ int a2g_mkdir(const char *path, a2g_error *err);
 typedef enum { A2G_FT_NONE, A2G_FT_FILE, A2G_FT_DIR, A2G_FT_OTHER } a2g_filetype;
 /* lstat: a symlink is A2G_FT_OTHER. */
 a2g_filetype a2g_stat(const char *path, int64_t *size);
+
+/* Appends len bytes to a file (created 0600) and syncs them to disk before returning:
+ * 0 only when every byte was written and synced (and, for a new file, its folder).
+ * A torn last line (no final newline, left by a process killed mid-write) is ended
+ * first, so that what follows starts a line of its own. */
+int a2g_append_durable(const char *path, const char *data, size_t len, a2g_error *err);
+
+/* Takes an exclusive advisory lock (flock) on a folder, or on a file (created 0600),
+ * without waiting: the descriptor (close-on-exec, so children never inherit it) on
+ * success; -1 with A2G_LOCKED when another open description holds it, A2G_IO else.
+ * The lock ends with close(fd) or with the process, however it dies. */
+int a2g_lock_try(const char *path, a2g_error *err);
 
 #endif

@@ -3,6 +3,7 @@
  * entry goes where, limits on counts and ratios) stays in Lua. */
 #include <dirent.h>
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,7 @@
 #include "lutil.h"
 
 #define ZIP_MT "as2gateway.core.zip"
+#define LOCK_MT "as2gateway.core.lock"
 
 static int fail(lua_State *L, const a2g_error *err)
 {
@@ -177,6 +179,74 @@ static const luaL_Reg zip_methods[] = {
     { NULL, NULL }
 };
 
+/* core.append(path, data) -> true | nil, err: data added at the end of a file and on
+ * disk (fsync) before it returns; a torn last line is ended first. For journals. */
+static int l_append(lua_State *L)
+{
+    size_t len;
+    const char *path = luaL_checkstring(L, 1);
+    const char *data = luaL_checklstring(L, 2, &len);
+    a2g_error err;
+    if (a2g_append_durable(path, data, len, &err) != 0)
+        return fail(L, &err);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+typedef struct llock {
+    int fd; /* -1 once released */
+} llock;
+
+/* core.lock(path) -> lock | nil, err: an exclusive advisory lock on a folder (or a file),
+ * tried once; kind "locked" when another process holds it. Waiting is the caller's
+ * (with its own clock and sleep). Released by lock:close(), __close, __gc, or the
+ * process's end; never inherited by child processes. */
+static int l_lock(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    llock *lk = lua_newuserdata(L, sizeof *lk);
+    lk->fd = -1;
+    luaL_setmetatable(L, LOCK_MT);
+    a2g_error err;
+    int fd = a2g_lock_try(path, &err);
+    if (fd < 0)
+        return fail(L, &err);
+    lk->fd = fd;
+    return 1;
+}
+
+static int l_lock_close(lua_State *L)
+{
+    llock *lk = luaL_checkudata(L, 1, LOCK_MT);
+    if (lk->fd >= 0) {
+        close(lk->fd); /* releases the flock */
+        lk->fd = -1;
+    }
+    return 0;
+}
+
+static const luaL_Reg lock_methods[] = {
+    { "close", l_lock_close },
+    { NULL, NULL }
+};
+
+/* core.digest(s) -> 16 hex digits: FNV-1a (64 bits) of s. Stable names, not security:
+ * it tells apart two long IDs whose cut folder names would be alike. */
+static int l_digest(lua_State *L)
+{
+    size_t len;
+    const unsigned char *s = (const unsigned char *)luaL_checklstring(L, 1, &len);
+    uint64_t h = 14695981039346656037ULL;
+    for (size_t i = 0; i < len; i++) {
+        h ^= s[i];
+        h *= 1099511628211ULL;
+    }
+    char hex[17];
+    snprintf(hex, sizeof hex, "%016llx", (unsigned long long)h);
+    lua_pushlstring(L, hex, 16);
+    return 1;
+}
+
 /* core.random_hex(bytes) -> hex string from /dev/urandom: temporary names, boundaries. */
 static int l_random_hex(lua_State *L)
 {
@@ -270,9 +340,12 @@ static const luaL_Reg util_functions[] = {
     { "isatty", l_isatty },
     { "write_private", l_write_private },
     { "random_hex", l_random_hex },
+    { "digest", l_digest },
     { "now", l_now },
     { "sleep", l_sleep },
     { "fsync", l_fsync },
+    { "append", l_append },
+    { "lock", l_lock },
     { "mkdir", l_mkdir },
     { "stat", l_stat },
     { "listdir", l_listdir },
@@ -283,5 +356,6 @@ static const luaL_Reg util_functions[] = {
 void a2g_open_util(lua_State *L)
 {
     a2g_new_class(L, ZIP_MT, zip_methods, l_zip_close, NULL);
+    a2g_new_class(L, LOCK_MT, lock_methods, l_lock_close, NULL);
     luaL_setfuncs(L, util_functions, 0);
 }

@@ -13,14 +13,14 @@ local M = {}
 -- Exit codes (documented in `as2g --help` and in the README).
 local EXIT = {
   ok = 0, failure = 1, usage = 2, auth = 3, notfound = 4, ratelimited = 5,
-  network = 6, unknown_outcome = 7,
+  network = 6, unknown_outcome = 7, locked = 8,
 }
 M.EXIT = EXIT
 
 local BY_KIND = {
   auth = EXIT.auth, notfound = EXIT.notfound, ratelimited = EXIT.ratelimited,
   network = EXIT.network, tls = EXIT.network, timeout = EXIT.network,
-  redirect = EXIT.network, unknown_outcome = EXIT.unknown_outcome,
+  redirect = EXIT.network, unknown_outcome = EXIT.unknown_outcome, locked = EXIT.locked,
 }
 
 local EXIT_HELP = [[
@@ -33,6 +33,7 @@ Exit codes:
   5  rate-limited (still, after waiting and retrying)
   6  network, TLS or timeout failure
   7  outcome of a send unknown: it may have been enqueued; check before resending
+  8  another `as2g inbox` (or drain) is running in the same folder
 
 Configuration: AS2G_URL, AS2G_USERNAME, AS2G_PASSWORD, AS2G_CA in the environment,
 or a config file ($AS2G_CONFIG, default ~/.config/as2g/config) with [NAME] sections
@@ -397,20 +398,36 @@ local function shell_quote(s)
   return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
 end
 
+-- One message of an `inbox` run, as a JSON line and as text: done with its paths, or
+-- failed with the error (on stderr).
+local function report_message(a, id, m, e)
+  if a.json then
+    json_line { as2MessageId = id, status = e and "failed" or "done",
+      partner = m and m.partner, subject = m and m.subject, paths = m and not e and m.paths or nil,
+      error = e and { kind = e.kind, message = e.message } or nil }
+  elseif e then
+    say("as2g: ", tostring(id), ": ", tostring(e))
+  else
+    for _, p in ipairs(m.paths) do stdout:write(p, "\n") end
+  end
+end
+
 function commands.inbox(ctx)
   local a = ctx.args
   local handler
   if a.exec then
     -- the command gets the message's files as arguments and its ID in the environment;
-    -- a non-zero exit hands the message to it again on the next run
+    -- a non-zero exit hands the message to it again on the next run. Its output goes to
+    -- stderr: stdout is as2g's own (paths, or the --json lines).
     handler = function(message, paths)
       local quoted = {}
       for i, p in ipairs(paths) do quoted[i] = shell_quote(p) end
       -- the handler gets the message, not the account's password
       local cmd = ("env -u AS2G_PASSWORD AS2G_MESSAGE_ID=%s AS2G_PARTNER=%s AS2G_SUBJECT=%s "
-        .. "sh -c %s as2g-exec %s")
+        .. "sh -c %s as2g-exec %s 1>&2")
         :format(shell_quote(message.as2MessageId), shell_quote(message.receiverId or ""),
           shell_quote(message.subject or ""), shell_quote(a.exec), table.concat(quoted, " "))
+      stdout:flush()
       local ok = os.execute(cmd)
       return ok == true
     end
@@ -419,24 +436,32 @@ function commands.inbox(ctx)
   local code = EXIT.ok
   while true do
     runs = runs + 1
-    local seen = {}
-    local summary = check(ctx.client:drain { to = a.to, partnerType = a.partner_type,
+    local seen, order = {}, {}
+    local summary, derr, partial = ctx.client:drain { to = a.to,
+      partnerType = a.partner_type, lock_wait = tonumber(a.lock_wait),
       handler = function(message, paths)
-        seen[#seen + 1] = { as2MessageId = message.as2MessageId, paths = paths,
-          partner = message.receiverId, subject = message.subject }
+        local id = message.as2MessageId
+        if not seen[id] then order[#order + 1] = id end
+        seen[id] = { paths = paths, partner = message.receiverId, subject = message.subject }
         if handler then return handler(message, paths) end
         return true
-      end })
-    for _, m in ipairs(seen) do
-      if a.json then json_line(m)
-      else for _, p in ipairs(m.paths) do stdout:write(p, "\n") end end
+      end }
+    local s = summary or partial
+    if s then
+      for _, id in ipairs(order) do report_message(a, id, seen[id], s.errors[id]) end
+      local failed = {}
+      for id in pairs(s.errors) do
+        if not seen[id] then failed[#failed + 1] = id end
+      end
+      table.sort(failed)
+      for _, id in ipairs(failed) do report_message(a, id, nil, s.errors[id]) end
+      stdout:flush()
+      if s.failed > 0 then code = EXIT.failure end
+      if not a.json then
+        say(("%d new message(s), %d done, %d failed"):format(s.messages, s.done, s.failed))
+      end
     end
-    stdout:flush()
-    if summary.failed > 0 then code = EXIT.failure end
-    if not a.json then
-      say(("%d new message(s), %d done, %d to retry"):format(summary.messages, summary.done,
-        summary.failed))
-    end
+    check(summary, derr)
     if not a.watch or (a.max_runs and runs >= tonumber(a.max_runs)) then break end
     ctx.client.sleep(math.max(interval, 2))
   end
@@ -602,7 +627,22 @@ local function build_parser(prog)
   inbox:option("--max-runs"):hidden(true):convert(count)
   inbox:option("--exec", "Command run per message with its files as arguments; "
     .. "non-zero exit: handed again next run.")
-  inbox:option("--partner-type", "production (default) or test."):choices { "production", "test" }
+  inbox:option("--partner-type", "production, test or all (default: all)."):choices {
+    "production", "test", "all" }
+  inbox:option("--lock-wait", "Seconds to wait for another inbox run on the same folder "
+    .. "(default 0: exit 8 at once)."):convert(seconds)
+  inbox:epilog([[
+Every unread received message (of every partner type, unless --partner-type says
+otherwise) gets its attachments in TO/<message folder>/. A message is done only when
+every attachment its record lists is on disk with the record's size and --exec (if
+given) exited 0; anything else is a failure: printed on stderr (a "failed" line with
+--json), left unfinished in TO/.as2g-drain.journal and fetched again by the next run.
+One run per folder at a time (a lock on TO).
+
+Exit: 0 every message done; 1 some message failed (the others are done); 8 another
+run holds TO; 3-6 the gateway could not be reached or refused us (nothing was lost).
+
+Example: as2g inbox --to ./inbox --exec 'import-edi "$@"' --watch --interval 60]])
 
   local wait = p:command("wait", "Wait for a sent message's final state.")
   wait:argument("id", "AS2 message ID or the Link of a send.")

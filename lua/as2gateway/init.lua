@@ -10,7 +10,6 @@ local files = require "as2gateway.files"
 local setmetatable, type, pairs, ipairs, error = setmetatable, type, pairs, ipairs, error
 local tostring, tonumber = tostring, tonumber
 local floor = math.floor
-local tointeger = math.tointeger
 
 local _M = {
   _VERSION = core._VERSION,
@@ -46,27 +45,7 @@ local function invalid(fmt, ...)
 end
 _M.invalid = invalid
 
--- lua-cjson under Lua 5.4 decodes every number as a float; the API's numbers are
--- integers (timestamps, sizes, counts), so give them back as integers.
-local normalize
-if tointeger then
-  normalize = function(v)
-    if type(v) == "number" then return tointeger(v) or v end
-    if type(v) == "table" then
-      for k, x in pairs(v) do
-        if type(x) == "number" then
-          local i = tointeger(x)
-          if i then v[k] = i end
-        elseif type(x) == "table" then
-          normalize(x)
-        end
-      end
-    end
-    return v
-  end
-else
-  normalize = function(v) return v end
-end
+local normalize = require("as2gateway.util").integers
 _M.normalize = normalize
 
 local function check_kind(kind, allowed, what)

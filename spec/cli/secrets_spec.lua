@@ -34,7 +34,7 @@ describe("as2g and the password", function()
     assert.not_matches(h.password, args, 1, true)
     local out, err, code = S.finish(job)
     assert.equal(0, code)
-    assert.matches("2 new message", err, 1, true)
+    assert.matches("3 new message", err, 1, true) -- the seed's, of both partner types
     assert.not_matches(h.password, out .. err, 1, true)
   end)
 

@@ -91,30 +91,57 @@ function M.exists(path)
   return os.rename(path, path) and true or false
 end
 
---- Every unread production message the gateway shows, by ID, and how many (through
---- curl: read-only).
+-- The partner types a drain reads by default: all of them.
+local PARTNER_TYPES = { "production", "test" }
+
+--- Every unread message the gateway shows (of every partner type), by ID, and how many
+--- (through curl: read-only).
 function M.unread_messages()
   local all, n = {}, 0
-  for page = 0, 20 do
-    local res = h.api("GET", "/message/received", { query = { unreadOnly = "true",
-      pageLength = 100, pageOffset = page, sortCol = "persistedTimestamp", sortDir = "asc" } })
-    assert(res.status == 200, "listing failed: " .. tostring(res.status))
-    for _, m in ipairs(res.json.records) do
-      if not all[m.as2MessageId] then n = n + 1 end
-      all[m.as2MessageId] = m
+  for _, partner_type in ipairs(PARTNER_TYPES) do
+    for page = 0, 20 do
+      local res = h.api("GET", "/message/received", { query = { unreadOnly = "true",
+        pageLength = 100, pageOffset = page, sortCol = "persistedTimestamp", sortDir = "asc",
+        partnerType = partner_type } })
+      assert(res.status == 200, "listing failed: " .. tostring(res.status))
+      for _, m in ipairs(res.json.records) do
+        if not all[m.as2MessageId] then n = n + 1 end
+        all[m.as2MessageId] = m
+      end
+      if #res.json.records < 100 then break end
     end
-    if #res.json.records < 100 then break end
   end
   return all, n
 end
 
---- Unread production received messages, as the gateway counts them (through curl,
---- so it does not touch a client's counters; it does count in the sandbox's stats).
+--- Unread received messages of every partner type, as the gateway counts them (through
+--- curl, so it does not touch a client's counters; it does count in the sandbox's stats).
 function M.unread()
-  local res = h.api("GET", "/message/received", { query = { unreadOnly = "true",
-    pageLength = 1 } })
-  assert(res.status == 200, "listing failed: " .. tostring(res.status))
-  return res.json.totalRecords
+  local n = 0
+  for _, partner_type in ipairs(PARTNER_TYPES) do
+    local res = h.api("GET", "/message/received", { query = { unreadOnly = "true",
+      pageLength = 1, partnerType = partner_type } })
+    assert(res.status == 200, "listing failed: " .. tostring(res.status))
+    n = n + res.json.totalRecords
+  end
+  return n
+end
+
+--- How many keys a table has.
+function M.count(t)
+  local n = 0
+  for _ in pairs(t) do n = n + 1 end
+  return n
+end
+
+--- Marks every unread received message read (through curl), so that a spec starts
+--- with an inbox of its own messages only.
+function M.clear_unread()
+  for id in pairs((M.unread_messages())) do
+    local res = h.api("GET", "/message/received/" .. h.escape(id),
+      { query = { markAsRead = "true" } })
+    assert(res.status == 200, "markAsRead failed: " .. tostring(res.status))
+  end
 end
 
 --- The sandbox's view of one message (lists, read flag, attachments).
