@@ -542,7 +542,8 @@ end
 
 --- Extracts a message's /all zip into `to`, entries named by attachment name, with
 --- the limits of a batch answer (entries, declared and written bytes, entry size,
---- compression ratio).
+--- compression ratio). All or nothing: an entry it must refuse (a link, a folder, past
+--- a limit) fails the download with a `protocol` error, and nothing of it is kept.
 function M.download_all(client, spec, to)
   local zip_path = to .. "/.as2g-all-" .. core.random_hex(8) .. ".zip"
   spec.to_file, spec.no_clobber = zip_path, true
@@ -551,34 +552,32 @@ function M.download_all(client, spec, to)
   local limits = { max_entry = M.MAX_ENTRY_BYTES, max_total = M.MAX_ZIP_BYTES, written = 0 }
   local zip, entries = open_archive(zip_path, limits)
   if not zip then os.remove(zip_path) return nil, entries end
-  local refused, kept = {}, {}
-  for _, entry in ipairs(entries) do
+  local names = {}
+  for i, entry in ipairs(entries) do
     local reason = entry.name == "" and "an empty name" or suspicious(entry, limits)
     if entry.dir then reason = reason or "a folder" end
     if reason then
-      refused[#refused + 1] = { entry = entry.name, reason = reason }
-    else
-      kept[#kept + 1] = entry
+      zip:close()
+      os.remove(zip_path)
+      return nil, err("protocol", "the archive's entry %q is refused: %s", entry.name, reason)
     end
+    names[i] = entry.name
   end
-  local names = {}
-  for i, entry in ipairs(kept) do names[i] = entry.name end
   local plan, paths, taken = M.names_for(names), {}, {}
-  for i, entry in ipairs(kept) do
+  for i, entry in ipairs(entries) do
     local path = choose(to, plan[i], taken, {}, false)
     local ok
     ok, e = extract_to(zip, entry, path, limits, true)
     if not ok then
       zip:close()
       os.remove(zip_path)
-      for _, p in ipairs(paths) do os.remove(p) end -- all or nothing
+      for _, p in ipairs(paths) do os.remove(p) end
       return nil, e
     end
     paths[#paths + 1] = path
   end
   zip:close()
   os.remove(zip_path)
-  paths.refused = refused
   return paths
 end
 

@@ -377,12 +377,7 @@ function commands.download(ctx)
     index = tonumber(a.index) }
   local path = check(ctx.client:download(a.kind, a.id[1], opts))
   local paths = { path }
-  if type(path) == "table" then -- an extracted --all: the paths, and what was refused
-    paths = { table.unpack(path) }
-    for _, ref in ipairs(path.refused or {}) do
-      say("refused zip entry ", ref.entry, ": ", ref.reason)
-    end
-  end
+  if type(path) == "table" then paths = path end -- an extracted --all
   if a.json then json_line { paths = paths } return end
   for _, p in ipairs(paths) do stdout:write(p, "\n") end
 end

@@ -388,8 +388,8 @@ end
 --- then the name comes from the gateway, sanitised, never replacing a file) or into
 --- opts.sink (function(chunk)). Written to a temporary file and renamed into place
 --- only when complete. Returns the path; for an extracted `all`, the list of paths
---- (with `.refused`: zip entries not extracted, {entry, reason}); for a sink, the
---- answer's details {status, filename, content_type, bytes}.
+--- (all or nothing: a zip entry that must be refused fails the call); for a sink,
+--- the answer's details {status, filename, content_type, bytes}.
 ---@param opts table {index =, all =, to =, sink =, markAsRead =, overwrite =}
 ---@return string|table|nil path
 ---@return as2gateway.Error|nil err

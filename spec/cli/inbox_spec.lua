@@ -1,6 +1,7 @@
 -- as2g inbox: an echo round trip (send, wait, inbox), exactly once, --exec handlers retried, --watch.
 local h = require "helpers"
 local S = require "cli.support"
+local zipfile = require "zipfile"
 local folder_of = require("as2gateway.batch").folder_of
 
 describe("as2g inbox", function()
@@ -209,6 +210,65 @@ describe("as2g inbox", function()
     local found = false
     for _, id in ipairs(ids) do found = found or id == t end
     assert.is_true(found)
+  end)
+
+  -- The next batch download answers with this zip (crafted: the sandbox's are sound).
+  local function serve_zip(entries)
+    h.fault { path = "/message/received/batch/attachments", method = "POST", status = 200,
+      body_base64 = h.b64(zipfile.make(entries)), content_type = "application/zip" }
+  end
+
+  it("prints every failure, exits 1, and hands the failed message to the next run", function()
+    local good = h.inbound { attachments = { { name = "g.txt", data = h.b64("good") } } }
+    local bad = h.inbound { attachments = { { name = "b.txt", data = h.b64("bad") } } }
+    serve_zip { { name = good .. "/g.txt", data = "good" },
+      { name = bad .. "/b.txt", data = "/etc/passwd", mode = zipfile.SYMLINK } }
+    local out, err, code = run { "inbox", "--to", to }
+    assert.equal(1, code)
+    assert.equal(to .. "/" .. folder_of(good) .. "/g.txt\n", out)
+    assert.matches("as2g: " .. bad .. ": ", err, 1, true)
+    assert.matches("b.txt", err, 1, true)
+    assert.matches("2 new message(s), 1 done, 1 failed", err, 1, true)
+    out, err, code = run { "inbox", "--to", to }
+    assert.equal(0, code, err)
+    assert.equal(to .. "/" .. folder_of(bad) .. "/b.txt\n", out)
+    assert.matches("1 new message(s), 1 done, 0 failed", err, 1, true)
+  end)
+
+  it("gives every message a status in --json, and keeps --exec's output out of it", function()
+    local good = h.inbound { attachments = { { name = "g.txt", data = h.b64("good") } } }
+    local bad = h.inbound { attachments = { { name = "b.txt", data = h.b64("bad") } } }
+    serve_zip { { name = good .. "/g.txt", data = "good" },
+      { name = bad .. "/b.txt", data = "ba" } }
+    local out, err, code = run { "--json", "inbox", "--to", to, "--exec", "echo from-exec" }
+    assert.equal(1, code)
+    local by = {}
+    for line in out:gmatch("[^\n]+") do
+      local doc = h.json_decode(line)
+      assert.is_table(doc, "not a JSON line: " .. line)
+      by[doc.as2MessageId] = doc
+    end
+    assert.equal("done", by[good].status)
+    assert.same({ to .. "/" .. folder_of(good) .. "/g.txt" }, by[good].paths)
+    assert.equal("failed", by[bad].status)
+    assert.equal("protocol", by[bad].error.kind)
+    assert.matches("2 bytes on disk, the record says 3", by[bad].error.message, 1, true)
+    assert.matches("from-exec", err, 1, true)
+  end)
+
+  it("exits 8 at once while another run holds the folder", function()
+    h.inbound { subject = "slow" }
+    local gate = home.dir .. "/gate"
+    local job = S.spawn(home, { "inbox", "--to", to, "--exec",
+      "while [ ! -e " .. h.quote(gate) .. " ]; do sleep 0.05; done" })
+    h.wait_until(function() return #S.files(to) > 1 end, 30,
+      "the first run did not get its files")
+    local _, err, code = run { "inbox", "--to", to }
+    assert.equal(8, code)
+    assert.matches("another drain is running", err, 1, true)
+    h.write_file(gate, "")
+    local _, _, rc = S.finish(job)
+    assert.equal(0, rc)
   end)
 
   it("exits 1 when --to cannot be a folder", function()

@@ -254,7 +254,6 @@ describe("hostile names", function()
       assert.is_nil(err)
       assert.are.equal(#kept, #paths)
       assert.are.same(kept, contents(paths))
-      assert.are.same({}, paths.refused)
       for _, p in ipairs(paths) do
         assert.are.equal(to, dirname(p))
         assert_plain_name(basename(p))
@@ -389,6 +388,29 @@ describe("hostile names", function()
       assert.are.equal("protocol", r.err.kind)
       assert.are.same({}, tree(to))
     end)
+
+    it("applies the same limits to a message's /all zip and writes nothing when it refuses",
+      function()
+        local real = h.inbound { attachments = { { name = "r.txt", data = h.b64("real") } } }
+        local function serve_all(bytes)
+          fault { path = "/message/received/" .. h.escape(real) .. "/attachments/all",
+            method = "GET", status = 200, body_base64 = h.b64(bytes),
+            content_type = "application/zip" }
+        end
+        local many = {}
+        for i = 1, 3000 do many[i] = { name = "f" .. i .. ".txt", data = "x" } end
+        local huge = {}
+        for i = 1, 12 do huge[i] = { name = "g" .. i, data = "x", size = 50 * 1024 * 1024 } end
+        for _, zip in ipairs { make_zip(many), make_zip(huge), bomb("all", 200000000),
+          lie_about_size(bomb("all", 200000000), 100000) } do
+          serve_all(zip)
+          local paths, err = c:download("received", real, { all = true, to = to })
+          assert.is_nil(paths)
+          assert.are.equal("protocol", err.kind)
+          assert.are.same({}, tree(to))
+        end
+        only_in_target()
+      end)
 
     it("keeps memory bounded while it refuses bombs (a process of its own)", function()
       local script = base .. "/child.lua"
