@@ -17,9 +17,13 @@ local summary, err = client:drain {
   end,
 }
 if not summary then
+  -- "locked": another drain is running in this folder (try again later, or lock_wait)
   io.stderr:write("drain failed: ", tostring(err), "\n")
-  os.exit(1)
+  os.exit(err.kind == "locked" and 8 or 1)
 end
+-- a failed message is named with its reason, and fetched again by the next run
+for id, e in pairs(summary.errors) do io.stderr:write(id, ": ", tostring(e), "\n") end
 print(("%d messages, %d done, %d to retry next run"):format(summary.messages, summary.done,
   summary.failed))
 client:close()
+os.exit(summary.failed == 0 and 0 or 1)
