@@ -17,7 +17,8 @@
     X(PROTOCOL,        "protocol",        "malformed answer from the server")         \
     X(IO,              "io",              "local file error")                         \
     X(CALLBACK,        "callback",        "a callback raised an error")               \
-    X(REDIRECT,        "redirect",        "redirect refused")
+    X(REDIRECT,        "redirect",        "redirect refused")                         \
+    X(LOCKED,          "locked",          "held by another process")
 
 typedef enum a2g_kind {
 #define A2G_KIND_ENUM(id, name, text) A2G_##id,
