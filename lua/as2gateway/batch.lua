@@ -241,7 +241,8 @@ end
 local function fetch(state, pending)
   local zip_path = state.to .. "/.as2g-batch-" .. core.random_hex(8) .. ".zip"
   local res, e = state.client:perform {
-    method = "POST", path = { "message", "received", "batch", "attachments" },
+    method = "POST",
+    path = { require("as2gateway").MESSAGE_PREFIX, "received", "batch", "attachments" },
     query = state.mark and { markAsRead = true } or nil,
     headers = { ["Content-Type"] = "application/json" },
     body = cjson.encode(pending), to_file = zip_path, no_clobber = true,

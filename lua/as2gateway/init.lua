@@ -21,9 +21,13 @@ local _M = {
   MAX_IDS = 100,
 }
 
--- The vendor text leaves DELETE's prefix open; API.md reads every message endpoint as
--- under /message/. It lives here alone, so it is one line to change.
+-- The path prefix of the message endpoints, and DELETE's own: the vendor text writes
+-- `DELETE /:message_type:/:message_as2_id:` with no prefix, and API.md reads it as under
+-- /message/ like every other message endpoint. Each lives here alone, so either is one
+-- line to change; DELETE_PREFIX is read at each call.
 local MESSAGE = "message"
+_M.MESSAGE_PREFIX = MESSAGE
+_M.DELETE_PREFIX = "message"
 
 local LISTABLE = { received = true, sent = true, failed = true, queued = true }
 local DOWNLOADABLE = { received = true, sent = true }
@@ -324,7 +328,8 @@ function Client:delete(kind, id_or_ids)
   check_kind(kind, DELETABLE, "delete")
   if type(id_or_ids) == "string" then
     check_id(id_or_ids, "delete")
-    local ack, err = json_call(self, { method = "DELETE", path = { MESSAGE, kind, id_or_ids } })
+    local ack, err = json_call(self, { method = "DELETE",
+      path = { _M.DELETE_PREFIX, kind, id_or_ids } })
     if not ack then return nil, err end
     return 1
   end
@@ -337,7 +342,7 @@ function Client:delete(kind, id_or_ids)
     for i = first, math.min(first + _M.MAX_IDS - 1, #id_or_ids) do
       chunk[#chunk + 1] = id_or_ids[i]
     end
-    local ack, err = json_call(self, { method = "DELETE", path = { MESSAGE, kind },
+    local ack, err = json_call(self, { method = "DELETE", path = { _M.DELETE_PREFIX, kind },
       headers = { ["Content-Type"] = "application/json" }, body = cjson.encode(chunk) })
     if not ack then return nil, err, total end
     total = total + (tonumber(tostring(ack.message):match("(%d+)")) or 0)
