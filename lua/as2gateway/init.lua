@@ -395,6 +395,10 @@ local function unescape(s)
   return (s:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
 end
 
+--- Reads an MDN payload (RFC 8098 multipart/report, signed or not, or its
+--- disposition fields alone) into a table: see as2gateway.mdn.
+_M.parse_mdn = function(payload) return require("as2gateway.mdn").parse(payload) end
+
 --- The AS2 message ID in a Link URL (its last path segment), or the argument itself
 --- when it is already an ID.
 function _M.id_of(link_or_id)
@@ -443,6 +447,29 @@ function Client:mdn(kind, id, opts)
   opts = check_params(opts, { to = true, sink = true, markAsRead = true, overwrite = true },
     "mdn")
   return self:_fetch(kind, { MESSAGE, kind, id, "mdn" }, opts)
+end
+
+--- The MDN of a message, read into a table (see as2gateway.parse_mdn): fetched into
+--- memory (at most as2gateway.mdn.MAX_BYTES) and parsed; nil, err (kind notfound when
+--- there is no MDN yet, protocol when it is not a readable MDN).
+---@param kind "received"|"sent"
+---@return table|nil report {disposition, error, original_message_id, mic, ...}
+---@return as2gateway.Error|nil err
+function Client:mdn_report(kind, id)
+  check_kind(kind, DOWNLOADABLE, "mdn_report")
+  check_id(id, "mdn_report")
+  local mdn = require "as2gateway.mdn"
+  local chunks, size = {}, 0
+  local res, err = self:perform { path = { MESSAGE, kind, id, "mdn" }, sink = function(chunk)
+    size = size + #chunk
+    if size <= mdn.MAX_BYTES then chunks[#chunks + 1] = chunk end
+  end }
+  if not res then return nil, err end
+  if size > mdn.MAX_BYTES then
+    return nil, core.error("protocol", ("the MDN of %s is over %d bytes"):format(id,
+      mdn.MAX_BYTES))
+  end
+  return mdn.parse(table.concat(chunks))
 end
 
 function Client:_fetch(kind, path, opts)
