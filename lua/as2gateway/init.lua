@@ -370,7 +370,7 @@ end
 ---@param station string the station's AS2 ID
 ---@param partner string the partner's AS2 ID
 ---@param params? table {partnerType = "production"|"test", subject =, profile =}
----@return table|nil result {message, link, as2MessageId}
+---@return table|nil result {message, link, as2MessageId, station, partner, subject, partnerType}
 ---@return as2gateway.Error|nil err
 function Client:send(station, partner, list, params)
   if type(station) ~= "string" or station == "" then error("send: station expected", 2) end
@@ -384,10 +384,13 @@ function Client:send(station, partner, list, params)
   local res
   res, err = self:perform(spec)
   if not res then return nil, err end
+  -- what was sent where comes along, for wait (the partner's type) and resolve
   return {
-    message = res.json and res.json.message,
+    message = type(res.json) == "table" and res.json.message or nil,
     link = res.link,
     as2MessageId = res.link and _M.id_of(res.link),
+    station = station, partner = partner, subject = params.subject,
+    partnerType = params.partnerType or "production",
   }
 end
 
