@@ -52,6 +52,7 @@ build = {
     ["as2gateway.outbound"] = "lua/as2gateway/outbound.lua",
     ["as2gateway.util"] = "lua/as2gateway/util.lua",
     ["as2gateway.mdn"] = "lua/as2gateway/mdn.lua",
+    ["as2gateway.journal"] = "lua/as2gateway/journal.lua",
     ["as2gateway.cli"] = "lua/as2gateway/cli.lua",
     ["as2gateway.json"] = "lua/as2gateway/json.lua",
     ["as2gateway.openresty"] = "lua/as2gateway/openresty.lua",

@@ -1,8 +1,8 @@
 -- Crash safety: a drain SIGKILLed at 20 random moments, rerun, ends with every file once, all read.
 local h = require "helpers"
 local as2gateway = require "as2gateway"
-local core = require "as2gateway.core"
 local S = require "workflows.support"
+local C = require "hardening.support"
 
 local folder_of = require("as2gateway.batch").folder_of
 
@@ -118,40 +118,9 @@ local function snapshot(to)
     steps.stored, steps.done, parts, zips)
 end
 
--- Starts crash_child.lua in the background through a shell that records its exit
--- status; SIGKILLs it after delay_ms unless it ended first; waits until it is gone.
--- Returns "killed" or "exited", the child's exit status and its output.
+-- Runs crash_child.lua and SIGKILLs it after delay_ms unless it ended first.
 local function run_and_kill(to, log, delay_ms)
-  local pidfile, rcfile, outfile = h.tmpname(), h.tmpname(), h.tmpname()
-  local script = ("lua5.4 %s %s %s >%s 2>&1 & echo $! >%s; wait $!; echo $? >%s.tmp; "
-    .. "mv %s.tmp %s"):format(CHILD, h.quote(to), h.quote(log), h.quote(outfile),
-    h.quote(pidfile), h.quote(rcfile), h.quote(rcfile), h.quote(rcfile))
-  assert(os.execute("sh -c " .. h.quote(script) .. " </dev/null >/dev/null 2>&1 &"))
-  local started = core.now()
-  local pid
-  repeat
-    pid = (h.read_file(pidfile) or ""):match("^(%d+)\n")
-    if not pid then core.sleep(0.002) end
-  until pid or core.now() - started > 10
-  assert(pid, "the child did not start")
-  local outcome = "exited"
-  while core.now() - started < delay_ms / 1000 and not h.read_file(rcfile) do
-    core.sleep(math.min(0.005, delay_ms / 1000 - (core.now() - started)))
-  end
-  if not h.read_file(rcfile) then -- still running (its shell reaps it only once it ends)
-    os.execute("kill -KILL " .. pid .. " 2>/dev/null")
-    outcome = "killed"
-  end
-  local rc
-  repeat
-    rc = tonumber(h.read_file(rcfile) or "")
-    if not rc then core.sleep(0.005) end
-  until rc or core.now() - started > 60
-  if not rc then os.execute("kill -KILL " .. pid .. " 2>/dev/null") end
-  assert(rc, "the child neither ended nor died within 60 s")
-  local out = h.read_file(outfile) or ""
-  for _, f in ipairs { pidfile, rcfile, outfile } do os.remove(f) end
-  return outcome, rc, out
+  return C.run_and_kill(("lua5.4 %s %s %s"):format(CHILD, h.quote(to), h.quote(log)), delay_ms)
 end
 
 describe("crash safety of client:drain", function()
@@ -170,9 +139,7 @@ describe("crash safety of client:drain", function()
 
   it("ends with every message on disk once and read after 20 SIGKILLs at random moments",
     function()
-      local seed = tonumber(os.getenv("AS2G_CRASH_SEED") or "") or os.time()
-      math.randomseed(seed)
-      print(("\ncrash_spec seed %d (replay: AS2G_CRASH_SEED=%d)"):format(seed, seed))
+      C.seed("crash_spec")
       local _, status = h.control("POST", "config", { batch_limit = BATCH_LIMIT,
         rate_limit = "off" })
       assert.equal(200, status)
@@ -183,15 +150,7 @@ describe("crash safety of client:drain", function()
       for id, m in pairs(unread) do expected[id] = expected[id] or m end
 
       -- one delay in each 75 ms slot of 0-1500 ms, the slots in random order
-      local slot = MAX_DELAY_MS / KILLS
-      local delays = {}
-      for i = 1, KILLS do
-        delays[i] = math.floor((i - 1) * slot + math.random() * slot)
-      end
-      for i = KILLS, 2, -1 do
-        local j = math.random(i)
-        delays[i], delays[j] = delays[j], delays[i]
-      end
+      local delays = C.kill_delays(KILLS, MAX_DELAY_MS)
 
       local hits, bad_exits, outcome, arrivals = 0, {}, nil, 0
       for i, delay in ipairs(delays) do
