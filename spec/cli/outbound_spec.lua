@@ -16,26 +16,10 @@ local function ls(dir)
 end
 
 describe("as2g outbound", function()
-  local home, dir
-
-  local function run(args, opts) return S.run(home, args, opts) end
-
-  local function file(name, data)
-    local path = dir .. "/" .. name
-    h.write_file(path, data)
-    return path
-  end
-
-  before_each(function()
-    h.reset()
-    home = S.home()
-    dir = home.dir .. "/work"
-    S.capture("mkdir -p " .. h.quote(dir))
-  end)
-
-  after_each(function()
-    S.rmrf(home.dir)
-  end)
+  local w = S.workspace()
+  local run, file = w.run, w.file
+  before_each(w.setup)
+  after_each(w.teardown)
 
   describe("send", function()
     it("exits 0 and warns, no traceback, when the 202 carries no usable Link", function()
@@ -179,32 +163,32 @@ describe("as2g outbound", function()
       file("a.xml", "<a/>")
       file("b.xml", "<b/>")
       file("empty.txt", "")
-      local out, err, code = run { "send-dir", "ACME-AS2", "GLOBEX-AS2", dir, "--move-to" }
+      local out, err, code = run { "send-dir", "ACME-AS2", "GLOBEX-AS2", w.dir, "--move-to" }
       assert.equal(1, code, err) -- the empty file was refused
       assert.matches("^sent     <.+> a%.xml\nsent     <.+> b%.xml\nrefused  %- empty%.txt\n$", out)
       assert.matches("2 sent, 1 refused", err, 1, true)
-      assert.same({ ".as2g-send.journal", ".as2g-send.lock", "empty.txt", "sent" }, ls(dir))
-      assert.same({ "a.xml", "b.xml" }, ls(dir .. "/sent"))
-      out, err, code = run { "--json", "send-dir", "ACME-AS2", "GLOBEX-AS2", dir, "--move-to" }
+      assert.same({ ".as2g-send.journal", ".as2g-send.lock", "empty.txt", "sent" }, ls(w.dir))
+      assert.same({ "a.xml", "b.xml" }, ls(w.dir .. "/sent"))
+      out, err, code = run { "--json", "send-dir", "ACME-AS2", "GLOBEX-AS2", w.dir, "--move-to" }
       assert.equal(0, code, err)
       local doc = h.json_decode(out)
       assert.same({}, doc.entries)
-      assert.same({ dir .. "/empty.txt" }, doc.refused)
+      assert.same({ w.dir .. "/empty.txt" }, doc.refused)
       assert.equal(3, sends()) -- a.xml, b.xml and the refused empty.txt, once each
     end)
 
     it("exits 7 while an outcome is unknown, and settle resolves it", function()
       file("a.xml", "<a/>")
       h.fault { path = "/message/ACME-AS2/GLOBEX-AS2", method = "POST", status = 502 }
-      local out, err, code = run { "send-dir", "ACME-AS2", "GLOBEX-AS2", dir }
+      local out, err, code = run { "send-dir", "ACME-AS2", "GLOBEX-AS2", w.dir }
       assert.equal(7, code, err)
       assert.matches("^unknown  %- a%.xml\n$", out)
       assert.matches("still unknown", err, 1, true)
-      out, err, code = run { "settle", dir, "--max-processing", "1" }
+      out, err, code = run { "settle", w.dir, "--max-processing", "1" }
       assert.equal(1, code, err) -- proved not sent: unsent, and nothing sent by settle
       assert.matches("^unsent   %- a%.xml %(resolved%)\n$", out)
       assert.equal(1, sends())
-      out, err, code = run { "send-dir", "ACME-AS2", "GLOBEX-AS2", dir }
+      out, err, code = run { "send-dir", "ACME-AS2", "GLOBEX-AS2", w.dir }
       assert.equal(0, code, err)
       assert.matches("^sent     <.+> a%.xml\n$", out)
       assert.equal(2, sends())
@@ -213,12 +197,12 @@ describe("as2g outbound", function()
     it("exits with the error's code when a run has to stop, after printing what it did",
       function()
         file("a.xml", "<a/>")
-        local out, err, code = run { "send-dir", "ACME-AS2", "NOPE-AS2", dir }
+        local out, err, code = run { "send-dir", "ACME-AS2", "NOPE-AS2", w.dir }
         assert.equal(4, code)
         assert.matches("^unsent   %- a%.xml\n$", out)
         assert.matches("NOPE-AS2", err, 1, true)
         -- the file was not enqueued: the next run (to the right partner) sends it
-        out, err, code = run { "send-dir", "ACME-AS2", "GLOBEX-AS2", dir }
+        out, err, code = run { "send-dir", "ACME-AS2", "GLOBEX-AS2", w.dir }
         assert.equal(0, code, err)
         assert.matches("^sent     <.+> a%.xml\n$", out)
       end)
@@ -232,9 +216,9 @@ describe("as2g outbound", function()
         io.open(%q, "w"):close()
         io.read("l")
         l:close()
-      ]]):format(dir .. "/.as2g-send.lock", held))), "w")
+      ]]):format(w.dir .. "/.as2g-send.lock", held))), "w")
       assert.is_truthy(S.until_true(function() return h.read_file(held) end, 20))
-      local _, err, code = run { "send-dir", "ACME-AS2", "GLOBEX-AS2", dir }
+      local _, err, code = run { "send-dir", "ACME-AS2", "GLOBEX-AS2", w.dir }
       holder:write("\n")
       holder:close()
       os.remove(held)

@@ -31,6 +31,28 @@ function M.home()
   return { dir = dir, cache = dir .. "/cache", config = dir .. "/config" }
 end
 
+--- A private home with a work folder, for specs that run as2g on files: w.setup()
+--- (reset the sandbox; a fresh home and folder: give it to before_each) and
+--- w.teardown() (to after_each); w.home, w.dir, w.run(args, opts) runs as2g there
+--- (see M.run), w.file(name, data) writes a file into the work folder: its path.
+function M.workspace()
+  local w = {}
+  function w.setup()
+    h.reset()
+    w.home = M.home()
+    w.dir = w.home.dir .. "/work"
+    M.capture("mkdir -p " .. h.quote(w.dir))
+  end
+  function w.teardown() M.rmrf(w.home.dir) end
+  function w.run(args, opts) return M.run(w.home, args, opts) end
+  function w.file(name, data)
+    local path = w.dir .. "/" .. name
+    h.write_file(path, data)
+    return path
+  end
+  return w
+end
+
 --- The shell words that run bin/as2g: `env`, the private XDG folders, the variables of
 --- opts.env (false unsets one), the tool and its (quoted) arguments.
 function M.command(home, args, opts)
