@@ -32,7 +32,8 @@ Exit codes:
   4  not found
   5  rate-limited (still, after waiting and retrying)
   6  network, TLS or timeout failure
-  7  outcome of a send unknown: it may have been enqueued; check before resending
+  7  outcome of a send unknown: it may have been enqueued; `send --if-absent` checks
+     before sending again (send-dir: resolved on its next run, or by `settle`)
 
 Configuration: AS2G_URL, AS2G_USERNAME, AS2G_PASSWORD, AS2G_CA in the environment,
 or a config file ($AS2G_CONFIG, default ~/.config/as2g/config) with [NAME] sections

@@ -72,7 +72,10 @@ function W.wait(self, target, opts)
   if type(target) == "table" then
     id = target.as2MessageId or (type(target.link) == "string"
       and require("as2gateway").id_of(target.link))
-    accepted, ptype = true, partner_type(target.partnerType)
+    -- a send result, a journal record, or a send_dir report entry (with its record)
+    accepted = true
+    ptype = partner_type(target.partnerType)
+      or (type(target.record) == "table" and partner_type(target.record.partnerType))
     if type(id) ~= "string" or id == "" then
       return nil, err("invalid", "wait: the send result holds no AS2 message ID (the "
         .. "gateway's answer had no usable Link): find the message with resolve()")
