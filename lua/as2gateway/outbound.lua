@@ -546,7 +546,6 @@ end
 -- new file. `<folder>/.as2g-send.lock` keeps a second run out.
 local JOURNAL, LOCK = ".as2g-send.journal", ".as2g-send.lock"
 local SENT_FOLDER = "sent"
-W.SEND_JOURNAL, W.SEND_LOCK = JOURNAL, LOCK
 
 local function file_key(name, size, sha256)
   return name .. "\0" .. tostring(tointeger(size) or size) .. "\0" .. sha256
@@ -590,7 +589,6 @@ local function read_journal(path)
   end
   return list, #lines
 end
-W.read_journal = read_journal
 
 -- What a failed send means for its files, and whether the run stops. "refused": not
 -- enqueued, and the same file would be refused again; "unsent": not enqueued (nothing
@@ -874,6 +872,19 @@ function W.send_dir(self, station, partner, dir, params)
   if not folder then return nil, e end
   return locked(self, { station = station, partner = partner, dir = folder, params = params,
     group = group, ropts = ropts }, params.lock_timeout)
+end
+
+--- The records of a folder's send journal, oldest first: what was sent from it, how it
+--- ended, where it went. Each {n, files = {{name, size, sha256}}, station, partner,
+--- partnerType, subject, profile, time, ended, state = "pending"|"sent"|"unknown"|
+--- "unsent"|"refused", as2MessageId, link, error, found, moved}. No request is made.
+---@return table[]|nil records
+---@return as2gateway.Error|nil err kind io when the journal cannot be read
+function W.send_journal(_, dir)
+  if type(dir) ~= "string" or dir == "" then error("send_journal: a folder expected", 2) end
+  local records, e = read_journal(dir:gsub("(.)/+$", "%1") .. "/" .. JOURNAL)
+  if not records then return nil, e end
+  return records
 end
 
 --- Resolves the sends of unknown outcome in a folder's journal and sends nothing:

@@ -11,11 +11,11 @@ local SEND_DELAY_MS = 300    -- each send held this long by the gateway: kills l
 local CHILD = "spec/hardening/send_child.lua"
 local JOURNAL = ".as2g-send.journal"
 
-local read_journal = require("as2gateway.outbound").read_journal
+local send_journal = require("as2gateway.outbound").send_journal
 
 -- The journal's records by state, for the progress lines.
 local function journal_states(dir)
-  local records = read_journal(dir .. "/" .. JOURNAL) or {}
+  local records = send_journal(nil, dir) or {}
   local count = {}
   for _, r in ipairs(records) do count[r.state] = (count[r.state] or 0) + 1 end
   local parts = {}

@@ -137,6 +137,18 @@ describe("client:send_dir", function()
     assert.equal(0, #report)
     assert.equal(3, report.settled)
     assert.equal(3, sends())
+    -- the journal as records, without a request
+    local before = h.stats().requests
+    local records = assert(client:send_journal(dir))
+    assert.equal(before, h.stats().requests)
+    assert.equal(3, #records)
+    assert.equal("sent", records[2].state)
+    assert.equal(h.json_decode(lines[4]).as2MessageId, records[2].as2MessageId)
+    assert.same({ { name = "b.xml", size = 5, sha256 = core.sha256("<b/>\n") } },
+      records[2].files)
+    local empty = S.tmpdir()
+    assert.same({}, assert(client:send_journal(empty)))
+    S.rmrf(empty)
 
     -- new content under an old name is a new file; so is a new name
     h.write_file(dir .. "/b.xml", "<b version='2'/>\n")
