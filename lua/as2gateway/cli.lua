@@ -374,15 +374,15 @@ function commands.send(ctx)
 end
 
 -- send-dir and settle: one line a message (or one JSON document) and a summary; exit
--- 0 when everything went, 1 when something was refused or left unsent, 7 while a send
--- of unknown outcome is still undecided.
-local function folder_report(a, report, stop)
+-- 0 when everything went (settle: when everything is decided), 1 when something was
+-- refused or left unsent, 7 while a send of unknown outcome is still undecided.
+local function folder_report(a, report, stop, settling)
   local counts, code = {}, EXIT.ok
   local rows = {}
   for _, e in ipairs(report) do
     counts[e.state] = (counts[e.state] or 0) + 1
     if e.state == "unknown" then code = EXIT.unknown_outcome
-    elseif e.state ~= "sent" and code == EXIT.ok then code = EXIT.failure end
+    elseif e.state ~= "sent" and code == EXIT.ok and not settling then code = EXIT.failure end
     rows[#rows + 1] = { state = e.state, as2MessageId = e.as2MessageId, files = e.files,
       resolved = e.resolved, moved = e.moved, error = e.err and tostring(e.err) or nil,
       warning = e.warning and tostring(e.warning) or nil }
@@ -443,7 +443,7 @@ function commands.settle(ctx)
   local report, err = ctx.client:settle(a.dir, { lock_timeout = a.lock_timeout,
     max_processing = a.max_processing })
   if not report then fail(err) end
-  return folder_report(a, report)
+  return folder_report(a, report, nil, true)
 end
 
 local function list_params(a)
