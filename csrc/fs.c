@@ -5,7 +5,6 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -107,26 +106,4 @@ int a2g_append_durable(const char *path, const char *data, size_t len, a2g_error
         return a2g_fsync_path(dir, err);
     }
     return 0;
-}
-
-int a2g_lock_try(const char *path, a2g_error *err)
-{
-    struct stat st;
-    int fd;
-    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
-        fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    else
-        fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0)
-        return a2g_fail(err, A2G_IO, 0, "cannot open %s to lock it: %s", path, strerror(errno));
-    int rc;
-    while ((rc = flock(fd, LOCK_EX | LOCK_NB)) != 0 && errno == EINTR)
-        ;
-    if (rc == 0)
-        return fd;
-    int e = errno;
-    close(fd);
-    if (e == EWOULDBLOCK)
-        return a2g_fail(err, A2G_LOCKED, 0, "%s is locked by another process", path);
-    return a2g_fail(err, A2G_IO, 0, "cannot lock %s: %s", path, strerror(e));
 }

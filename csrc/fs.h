@@ -1,6 +1,6 @@
 /* The few file-system operations Lua lacks and durable downloads need: fsync of a file
- * or a directory, mkdir, a directory listing, stat, a durable append (journals) and an
- * advisory lock (one process per folder). No Lua. */
+ * or a directory, mkdir, a directory listing, stat, and a durable append (journals).
+ * No Lua. */
 #ifndef A2G_FS_H
 #define A2G_FS_H
 
@@ -22,11 +22,5 @@ a2g_filetype a2g_stat(const char *path, int64_t *size);
  * A torn last line (no final newline, left by a process killed mid-write) is ended
  * first, so that what follows starts a line of its own. */
 int a2g_append_durable(const char *path, const char *data, size_t len, a2g_error *err);
-
-/* Takes an exclusive advisory lock (flock) on a folder, or on a file (created 0600),
- * without waiting: the descriptor (close-on-exec, so children never inherit it) on
- * success; -1 with A2G_LOCKED when another open description holds it, A2G_IO else.
- * The lock ends with close(fd) or with the process, however it dies. */
-int a2g_lock_try(const char *path, a2g_error *err);
 
 #endif

@@ -1,6 +1,7 @@
-/* as2gateway.core's file and zip helpers for the Lua layer: fsync, mkdir, stat and
- * directory listing (Lua has none of them), and zip reading on libzip. Policy (which
- * entry goes where, limits on counts and ratios) stays in Lua. */
+/* as2gateway.core's file and zip helpers for the Lua layer: fsync, mkdir, stat,
+ * directory listing, advisory locks and SHA-256 (Lua has none of them), and zip
+ * reading on libzip. Policy (which entry goes where, limits on counts and ratios)
+ * stays in Lua. */
 #include <dirent.h>
 #include <errno.h>
 #include <stdint.h>
@@ -14,6 +15,8 @@
 #include "compat.h"
 
 #include "fs.h"
+#include "lock.h"
+#include "sha256.h"
 #include "unzip.h"
 #include "lutil.h"
 
@@ -91,6 +94,134 @@ static int l_listdir(lua_State *L)
     lua_pop(L, 1);
     return 1;
 }
+
+/* A path argument: a NUL inside would silently name another, shorter path. */
+static const char *check_path(lua_State *L, int arg)
+{
+    size_t len;
+    const char *path = luaL_checklstring(L, arg, &len);
+    if (strlen(path) != len)
+        luaL_argerror(L, arg, "a path without NUL bytes expected");
+    return path;
+}
+
+/* Locks ------------------------------------------------------------------------------ */
+
+typedef struct llock {
+    int fd; /* -1 once released */
+} llock;
+
+/* core.lock(path[, {exclusive = true, timeout = 0}]) -> lock | nil, err (kind "locked"
+ * when another process still holds it after `timeout` seconds, "io" when the lock
+ * file cannot be opened). Blocks the thread while it waits. */
+static int l_lock(lua_State *L)
+{
+    const char *path = check_path(L, 1);
+    int exclusive = 1;
+    lua_Number timeout = 0;
+    if (!lua_isnoneornil(L, 2)) {
+        luaL_checktype(L, 2, LUA_TTABLE);
+        lua_pushnil(L);
+        while (lua_next(L, 2)) {
+            lua_pop(L, 1);
+            const char *k = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+            if (!k || (strcmp(k, "exclusive") != 0 && strcmp(k, "timeout") != 0))
+                return luaL_error(L, "lock: unknown option '%s'",
+                                  k ? k : luaL_typename(L, -1));
+        }
+        lua_getfield(L, 2, "exclusive");
+        if (!lua_isnil(L, -1)) {
+            luaL_argcheck(L, lua_isboolean(L, -1), 2, "exclusive must be a boolean");
+            exclusive = lua_toboolean(L, -1);
+        }
+        lua_getfield(L, 2, "timeout");
+        if (!lua_isnil(L, -1)) {
+            timeout = luaL_checknumber(L, -1);
+            luaL_argcheck(L, timeout >= 0 && timeout <= 86400 * 365, 2,
+                          "timeout must be seconds from 0 to a year");
+        }
+        lua_pop(L, 2);
+    }
+    llock *lk = lua_newuserdata(L, sizeof *lk);
+    lk->fd = -1;
+    luaL_setmetatable(L, LOCK_MT);
+    a2g_error err;
+    int fd = a2g_lock_acquire(path, exclusive, (int64_t)(timeout * 1000), &err);
+    if (fd < 0)
+        return fail(L, &err);
+    lk->fd = fd;
+    return 1;
+}
+
+/* lock:close(): releases it; idempotent (also __gc and __close). */
+static int l_lock_close(lua_State *L)
+{
+    llock *lk = luaL_checkudata(L, 1, LOCK_MT);
+    a2g_lock_release(lk->fd);
+    lk->fd = -1;
+    return 0;
+}
+
+/* lock:held() -> boolean */
+static int l_lock_held(lua_State *L)
+{
+    llock *lk = luaL_checkudata(L, 1, LOCK_MT);
+    lua_pushboolean(L, lk->fd >= 0);
+    return 1;
+}
+
+static int l_lock_tostring(lua_State *L)
+{
+    llock *lk = luaL_checkudata(L, 1, LOCK_MT);
+    lua_pushfstring(L, "as2gateway.core.lock (%s)", lk->fd >= 0 ? "held" : "released");
+    return 1;
+}
+
+static const luaL_Reg lock_methods[] = {
+    { "close", l_lock_close },
+    { "held", l_lock_held },
+    { NULL, NULL }
+};
+
+/* SHA-256 ---------------------------------------------------------------------------- */
+
+static void push_hex(lua_State *L, const unsigned char *d, size_t n)
+{
+    char hex[65];
+    for (size_t i = 0; i < n && i < 32; i++)
+        snprintf(hex + 2 * i, 3, "%02x", d[i]);
+    lua_pushlstring(L, hex, 2 * n);
+}
+
+/* core.sha256(data) -> lower-case hex digest */
+static int l_sha256(lua_State *L)
+{
+    size_t len;
+    const char *data = luaL_checklstring(L, 1, &len);
+    a2g_sha256 s;
+    unsigned char d[32];
+    a2g_sha256_init(&s);
+    a2g_sha256_update(&s, data, len);
+    a2g_sha256_final(&s, d);
+    push_hex(L, d, sizeof d);
+    return 1;
+}
+
+/* core.sha256_file(path) -> hex digest, size | nil, err: a regular file, read in blocks. */
+static int l_sha256_file(lua_State *L)
+{
+    const char *path = check_path(L, 1);
+    unsigned char d[32];
+    int64_t size = 0;
+    a2g_error err;
+    if (a2g_sha256_file(path, d, &size, &err) != 0)
+        return fail(L, &err);
+    push_hex(L, d, sizeof d);
+    lua_pushinteger(L, (lua_Integer)size);
+    return 2;
+}
+
+/* Zip archives ----------------------------------------------------------------------- */
 
 typedef struct lzip {
     a2g_zip *z;
@@ -193,60 +324,6 @@ static int l_append(lua_State *L)
     return 1;
 }
 
-typedef struct llock {
-    int fd; /* -1 once released */
-} llock;
-
-/* core.lock(path) -> lock | nil, err: an exclusive advisory lock on a folder (or a file),
- * tried once; kind "locked" when another process holds it. Waiting is the caller's
- * (with its own clock and sleep). Released by lock:close(), __close, __gc, or the
- * process's end; never inherited by child processes. */
-static int l_lock(lua_State *L)
-{
-    const char *path = luaL_checkstring(L, 1);
-    llock *lk = lua_newuserdata(L, sizeof *lk);
-    lk->fd = -1;
-    luaL_setmetatable(L, LOCK_MT);
-    a2g_error err;
-    int fd = a2g_lock_try(path, &err);
-    if (fd < 0)
-        return fail(L, &err);
-    lk->fd = fd;
-    return 1;
-}
-
-static int l_lock_close(lua_State *L)
-{
-    llock *lk = luaL_checkudata(L, 1, LOCK_MT);
-    if (lk->fd >= 0) {
-        close(lk->fd); /* releases the flock */
-        lk->fd = -1;
-    }
-    return 0;
-}
-
-static const luaL_Reg lock_methods[] = {
-    { "close", l_lock_close },
-    { NULL, NULL }
-};
-
-/* core.digest(s) -> 16 hex digits: FNV-1a (64 bits) of s. Stable names, not security:
- * it tells apart two long IDs whose cut folder names would be alike. */
-static int l_digest(lua_State *L)
-{
-    size_t len;
-    const unsigned char *s = (const unsigned char *)luaL_checklstring(L, 1, &len);
-    uint64_t h = 14695981039346656037ULL;
-    for (size_t i = 0; i < len; i++) {
-        h ^= s[i];
-        h *= 1099511628211ULL;
-    }
-    char hex[17];
-    snprintf(hex, sizeof hex, "%016llx", (unsigned long long)h);
-    lua_pushlstring(L, hex, 16);
-    return 1;
-}
-
 /* core.random_hex(bytes) -> hex string from /dev/urandom: temporary names, boundaries. */
 static int l_random_hex(lua_State *L)
 {
@@ -340,22 +417,23 @@ static const luaL_Reg util_functions[] = {
     { "isatty", l_isatty },
     { "write_private", l_write_private },
     { "random_hex", l_random_hex },
-    { "digest", l_digest },
     { "now", l_now },
     { "sleep", l_sleep },
     { "fsync", l_fsync },
     { "append", l_append },
-    { "lock", l_lock },
     { "mkdir", l_mkdir },
     { "stat", l_stat },
     { "listdir", l_listdir },
     { "zip_open", l_zip_open },
+    { "lock", l_lock },
+    { "sha256", l_sha256 },
+    { "sha256_file", l_sha256_file },
     { NULL, NULL }
 };
 
 void a2g_open_util(lua_State *L)
 {
     a2g_new_class(L, ZIP_MT, zip_methods, l_zip_close, NULL);
-    a2g_new_class(L, LOCK_MT, lock_methods, l_lock_close, NULL);
+    a2g_new_class(L, LOCK_MT, lock_methods, l_lock_close, l_lock_tostring);
     luaL_setfuncs(L, util_functions, 0);
 }

@@ -36,7 +36,8 @@ build = {
       sources = {
         "csrc/buf.c", "csrc/error.c", "csrc/json.c", "csrc/headers.c", "csrc/url.c",
         "csrc/ratelimit.c", "csrc/auth.c", "csrc/stream.c", "csrc/transport.c",
-        "csrc/client.c", "csrc/fs.c", "csrc/unzip.c", "csrc/lcore.c", "csrc/lutil.c",
+        "csrc/client.c", "csrc/fs.c", "csrc/lock.c", "csrc/sha256.c", "csrc/unzip.c",
+        "csrc/lcore.c", "csrc/lutil.c",
       },
       defines = { "_GNU_SOURCE" },
       incdirs = { "$(CURL_INCDIR)", "$(ZIP_INCDIR)" },
@@ -50,6 +51,8 @@ build = {
     ["as2gateway.drain"] = "lua/as2gateway/drain.lua",
     ["as2gateway.outbound"] = "lua/as2gateway/outbound.lua",
     ["as2gateway.util"] = "lua/as2gateway/util.lua",
+    ["as2gateway.mdn"] = "lua/as2gateway/mdn.lua",
+    ["as2gateway.journal"] = "lua/as2gateway/journal.lua",
     ["as2gateway.cli"] = "lua/as2gateway/cli.lua",
     ["as2gateway.json"] = "lua/as2gateway/json.lua",
     ["as2gateway.openresty"] = "lua/as2gateway/openresty.lua",

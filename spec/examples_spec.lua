@@ -47,6 +47,26 @@ describe("examples", function()
     assert.truthy(out:find("Invoice 1001", 1, true), out)
   end)
 
+  it("outbound.lua sends a folder once, sends nothing on the rerun, and sees each end",
+    function()
+      local dir = h.mkdtemp()
+      for i = 1, 2 do
+        h.write_file(("%s/order-%d.csv"):format(dir, i), "sku,qty\n1," .. i .. "\n")
+      end
+      local out, code = run("examples/outbound.lua", h.quote(dir))
+      assert.are.equal(0, code, out)
+      local sent, ends = 0, 0
+      for _ in ("\n" .. out):gmatch("\nsent%s+<[^>]+>%s+order%-%d%.csv") do sent = sent + 1 end
+      for _ in out:gmatch("<[^>]+>%s+sent, MDN processed") do ends = ends + 1 end
+      assert.are.equal(2, sent, out)
+      assert.are.equal(2, ends, out)
+      assert.truthy(out:find("rerun: 0 sent now, 1 already sent", 1, true), out)
+      assert.same({ ".as2g-send.journal", ".as2g-send.lock", "sent" }, h.entries(dir))
+      assert.same({ "order-1 (2).csv", "order-1.csv", "order-2.csv" }, h.entries(dir .. "/sent"))
+      assert.equal(3, #h.control("GET", "messages").outbound) -- the seed's and ours, once
+      h.rmtree(dir)
+    end)
+
   it("send_folder.lua sends every file and reports it", function()
     local out, code = run("examples/send_folder.lua")
     assert.are.equal(0, code, out)

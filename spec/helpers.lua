@@ -32,6 +32,14 @@ function M.quote(s)
   return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
 end
 
+--- Runs a shell command; returns its output, stderr included.
+function M.sh(cmd)
+  local p = io.popen(cmd .. " 2>&1")
+  local out = p:read("a")
+  p:close()
+  return out
+end
+
 local function read_file(path)
   local f = io.open(path, "rb")
   if not f then return nil end

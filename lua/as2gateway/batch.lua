@@ -23,14 +23,17 @@ local M = {
   MAX_RATIO = 200,                     -- uncompressed/compressed, past 1 MiB
 }
 
--- The path prefix of the batch endpoint (the message endpoints' prefix lives in init).
-local BATCH_PATH = { "message", "received", "batch", "attachments" }
+-- The batch endpoint, under the message endpoints' prefix (which lives in init alone).
+local function batch_path()
+  return { require("as2gateway").MESSAGE_PREFIX, "received", "batch", "attachments" }
+end
 
 --- The folder of a message: its ID without the angle brackets when that is a plain
 --- file name (the usual case); any other ID is spelled out, "%XX" for each byte that
 --- is not a letter, digit or one of @_+=,-, after "id..", which a plain name (the
 --- sanitiser leaves no "..") never holds. A spelled-out ID past 255 bytes is cut and
---- ends in "~" and a digest of the whole ID ("~" is always spelled out otherwise). So
+--- ends in "~" and 16 hex digits of the whole ID's SHA-256 ("~" is always spelled out
+--- otherwise). So
 --- two IDs never share a folder, a folder name is the same on every run, and no
 --- partner can write into another message's folder.
 function M.folder_of(id)
@@ -42,7 +45,7 @@ function M.folder_of(id)
     return ("%%%02X"):format(c:byte())
   end)
   if #spelled <= 255 then return spelled end
-  return spelled:sub(1, 255 - 17):gsub("%%%x?$", "") .. "~" .. core.digest(id)
+  return spelled:sub(1, 255 - 17):gsub("%%%x?$", "") .. "~" .. core.sha256(id):sub(1, 16)
 end
 
 local function split_ext(name)
@@ -437,7 +440,7 @@ local function fetch(state, pending)
   end
   local zip_path = state.to .. "/.as2g-batch-" .. core.random_hex(8) .. ".zip"
   local res, e = state.client:perform {
-    method = "POST", path = BATCH_PATH,
+    method = "POST", path = batch_path(),
     query = state.mark and { markAsRead = true } or nil,
     headers = { ["Content-Type"] = "application/json" },
     body = cjson.encode(pending), to_file = zip_path, no_clobber = true,

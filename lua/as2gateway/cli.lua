@@ -32,8 +32,9 @@ Exit codes:
   4  not found
   5  rate-limited (still, after waiting and retrying)
   6  network, TLS or timeout failure
-  7  outcome of a send unknown: it may have been enqueued; check before resending
-  8  another `as2g inbox` (or drain) is running in the same folder
+  7  outcome of a send unknown: it may have been enqueued; `send --if-absent` checks
+     before sending again (send-dir: resolved on its next run, or by `settle`)
+  8  another `as2g inbox` or `send-dir` is running in the same folder
 
 Configuration: AS2G_URL, AS2G_USERNAME, AS2G_PASSWORD, AS2G_CA in the environment,
 or a config file ($AS2G_CONFIG, default ~/.config/as2g/config) with [NAME] sections
@@ -264,21 +265,186 @@ local function send_params(a)
   return { subject = a.subject, partnerType = a.partner_type, profile = a.profile }
 end
 
+-- The files of `send`, with --content-type on each.
+local function send_files(a)
+  if not a.content_type then return a.file end
+  local list = {}
+  for i, p in ipairs(a.file) do list[i] = { path = p, content_type = a.content_type } end
+  return list
+end
+
+local NO_LINK = "the gateway accepted the message but its answer carried no usable Link, "
+  .. "so its AS2 message ID is unknown. Do not send it again: find it with "
+  .. "`as2g ls queued --query %s` or `as2g ls sent --partner %s`"
+
+-- --if-absent: the message already on the gateway (this station, partner, subject and
+-- files, since --since seconds ago), false when provably none, or a Fail.
+local function existing(ctx, a)
+  local files = {}
+  for i, p in ipairs(a.file) do
+    local kind, size = core.stat(p)
+    if kind ~= "file" then fail(nil, EXIT.failure, p .. " is not a readable file") end
+    files[i] = { name = p:match("([^/]+)/*$"), size = math.tointeger(size) or size }
+  end
+  local record = { station = a.station, partner = a.partner, partnerType = a.partner_type,
+    subject = a.subject, files = files,
+    time = (os.time() - (tonumber(a.since) or 86400)) * 1000 }
+  local found, where = ctx.client:resolve(record, { max_processing = a.max_processing })
+  if found == nil then fail(where) end
+  return found, where
+end
+
+-- Prints a wait's end for `send --wait` and `wait`: the state on stdout (after the ID,
+-- for send), or the document with --json; returns the exit code.
+local function wait_outcome(a, res, msg, state, mdn)
+  if not msg then -- an error: what is known, then the error's exit code
+    local e = state
+    if a.json then
+      local doc = { state = e.kind, error = tostring(e), last = e.last,
+        last_state = e.last_state }
+      for k, v in pairs(res or {}) do doc[k] = doc[k] or v end
+      doc.as2MessageId = doc.as2MessageId or e.as2MessageId
+      json_line(doc)
+    elseif res then
+      stdout:write(res.as2MessageId, "\n")
+    end
+    stdout:flush()
+    fail(e)
+  end
+  local code = state ~= "sent" and EXIT.failure or nil
+  local delivery = msg.deliveryStatus or state
+  if state ~= "sent" then delivery = ("%s (%s)"):format(state, msg.deliveryStatus or "-") end
+  local detail = ("%s: %s, MDN %s%s"):format(msg.as2MessageId, delivery,
+    tostring(msg.mdnStatus),
+    mdn and (": " .. (mdn.error and ("error: " .. mdn.error) or mdn.disposition)) or "")
+  if a.json then
+    local doc = { state = state, message = msg, mdn = mdn and { disposition = mdn.disposition,
+      error = mdn.error, warning = mdn.warning, original_message_id = mdn.original_message_id,
+      mic = mdn.mic, mic_algorithm = mdn.mic_algorithm, final_recipient = mdn.final_recipient,
+      text = mdn.text } or nil }
+    if res then
+      for k, v in pairs(res) do doc[k] = v end
+      doc.state, doc.mdnStatus, doc.deliveryStatus = state, msg.mdnStatus, msg.deliveryStatus
+    end
+    json_line(doc)
+  else
+    stdout:write(res and res.as2MessageId or state, "\n")
+    say(detail)
+  end
+  return code
+end
+
 function commands.send(ctx)
   local a = ctx.args
-  local res = check(ctx.client:send(a.station, a.partner, a.file, send_params(a)))
-  if a.wait then
-    local msg, state = ctx.client:wait(res.link, { timeout = tonumber(a.timeout) or 300 })
-    check(msg, state)
-    res.state, res.mdnStatus = state, msg.mdnStatus
+  if a.if_absent then
+    local found, where = existing(ctx, a)
+    if found then
+      if a.json then
+        json_line { as2MessageId = found.as2MessageId, state = "exists", found = where }
+      else
+        stdout:write(found.as2MessageId, "\n")
+        say(("Already on the gateway (%s) as %s: not sent again"):format(where,
+          found.as2MessageId))
+      end
+      return EXIT.ok
+    end
   end
-  -- with --wait, a message that never got through is a failure, as for `wait`
-  local code = (res.state and res.state ~= "sent") and EXIT.failure or nil
-  if a.json then json_line(res) return code end
+  local res, err = ctx.client:send(a.station, a.partner, send_files(a), send_params(a))
+  if not res then
+    -- a 2xx whose answer could not be read is an accepted send: never a failure that
+    -- invites a second one
+    if not (err.kind == "protocol" and err.status and err.status >= 200 and err.status < 300) then
+      fail(err)
+    end
+    res = { station = a.station, partner = a.partner, subject = a.subject,
+      partnerType = a.partner_type or "production" }
+  end
+  if not res.as2MessageId then
+    res.warning = NO_LINK:format(a.partner, a.partner)
+    if a.json then json_line(res) else say("as2g: warning: ", res.warning) end
+    return EXIT.ok
+  end
+  if a.wait then
+    local msg, state, mdn = ctx.client:wait(res, { timeout = tonumber(a.timeout) or 300,
+      mdn = a.mdn })
+    return wait_outcome(a, res, msg, state, mdn)
+  end
+  if a.json then json_line(res) return end
   stdout:write(res.as2MessageId, "\n")
-  say(("Queued %d file(s) for %s%s"):format(#a.file, a.partner,
-    res.state and (": " .. res.state .. ", MDN " .. tostring(res.mdnStatus)) or ""))
+  say(("Queued %d file(s) for %s"):format(#a.file, a.partner))
+end
+
+-- send-dir and settle: one line a message (or one JSON document) and a summary; exit
+-- 0 when everything went (settle: when everything is decided), 1 when something was
+-- refused or left unsent, 7 while a send of unknown outcome is still undecided.
+local function folder_report(a, report, stop, settling)
+  local counts, code = {}, EXIT.ok
+  local rows = {}
+  for _, e in ipairs(report) do
+    counts[e.state] = (counts[e.state] or 0) + 1
+    if e.state == "unknown" then code = EXIT.unknown_outcome
+    elseif e.state ~= "sent" and code == EXIT.ok and not settling then code = EXIT.failure end
+    rows[#rows + 1] = { state = e.state, as2MessageId = e.as2MessageId, files = e.files,
+      resolved = e.resolved, moved = e.moved, error = e.err and tostring(e.err) or nil,
+      warning = e.warning and tostring(e.warning) or nil }
+  end
+  if a.json then
+    json_line { entries = json.array(rows), settled = report.settled or 0,
+      refused = json.array(report.refused or {}), error = stop and tostring(stop) or nil }
+  else
+    for _, r in ipairs(rows) do
+      local names = {}
+      for i, f in ipairs(r.files) do names[i] = f:match("[^/]+$") end
+      stdout:write(("%-8s %s %s%s\n"):format(r.state, r.as2MessageId or "-",
+        table.concat(names, ", "), r.resolved and " (resolved)" or ""))
+      if r.error then say(table.concat(names, ", "), ": ", r.error) end
+    end
+    local parts = {}
+    for _, st in ipairs { "sent", "refused", "unsent", "unknown" } do
+      if counts[st] then parts[#parts + 1] = ("%d %s"):format(counts[st], st) end
+    end
+    say(("%s; %d file(s) sent before%s"):format(#parts > 0 and table.concat(parts, ", ")
+      or "nothing to do", report.settled or 0, #(report.refused or {}) > 0
+      and (", %d refused before (--retry-refused sends them again)"):format(#report.refused)
+      or ""))
+    if counts.unknown then
+      say("as2g: the outcome of some sends is still unknown: they are not sent again until "
+        .. "resolved (run again later, or `as2g settle`)")
+    end
+  end
+  stdout:flush()
+  if stop then fail(stop) end
   return code
+end
+
+local function resolve_opts(a)
+  return a.max_processing and { max_processing = a.max_processing } or nil
+end
+
+function commands.send_dir(ctx)
+  local a = ctx.args
+  local move_to
+  if a.move_to then move_to = a.move_to[1] or true end
+  local report, err, partial = ctx.client:send_dir(a.station, a.partner, a.dir, {
+    subject = a.subject, partnerType = a.partner_type, profile = a.profile,
+    content_type = a.content_type, group = a.group, move_to = move_to,
+    retry_refused = a.retry_refused, lock_timeout = a.lock_timeout,
+    resolve = resolve_opts(a) })
+  if not report then
+    if not partial then fail(err) end
+    return folder_report(a, partial, err)
+  end
+  return folder_report(a, report)
+end
+
+commands["send-dir"] = commands.send_dir
+
+function commands.settle(ctx)
+  local a = ctx.args
+  local report, err = ctx.client:settle(a.dir, { lock_timeout = a.lock_timeout,
+    max_processing = a.max_processing })
+  if not report then fail(err) end
+  return folder_report(a, report, nil, true)
 end
 
 local function list_params(a)
@@ -384,6 +550,21 @@ end
 
 function commands.mdn(ctx)
   local a = ctx.args
+  if a.parse then
+    local r = check(ctx.client:mdn_report(a.kind, a.id))
+    local fields = { "disposition", "error", "warning", "original_message_id", "mic",
+      "mic_algorithm", "final_recipient", "original_recipient", "reporting_ua", "text" }
+    if a.json then
+      local doc = {}
+      for _, k in ipairs(fields) do doc[k] = r[k] end
+      json_line(doc)
+    else
+      for _, k in ipairs(fields) do
+        if r[k] then stdout:write(("%-20s %s\n"):format(k, (tostring(r[k]):gsub("\r?\n", " ")))) end
+      end
+    end
+    return r.error and EXIT.failure or nil
+  end
   local path = check(ctx.client:mdn(a.kind, a.id, { to = target(a) }))
   if a.json then json_line { path = path } return end
   stdout:write(path, "\n")
@@ -465,15 +646,10 @@ end
 
 function commands.wait(ctx)
   local a = ctx.args
-  local msg, state = ctx.client:wait(a.id, { timeout = tonumber(a.timeout) or 300,
-    mdn = a.mdn, initial = tonumber(a.initial) })
-  check(msg, state)
-  local code = state ~= "sent" and EXIT.failure or nil
-  if a.json then json_line { state = state, message = msg } return code end
-  stdout:write(state, "\n")
-  say(("%s: %s, MDN %s"):format(msg.as2MessageId, msg.deliveryStatus or state,
-    tostring(msg.mdnStatus)))
-  return code
+  local msg, state, mdn = ctx.client:wait(a.id, { timeout = tonumber(a.timeout) or 300,
+    mdn = a.mdn, initial = tonumber(a.initial), partnerType = a.partner_type,
+    grace = a.grace })
+  return wait_outcome(a, nil, msg, state, mdn)
 end
 
 function commands.stop(ctx)
@@ -576,8 +752,43 @@ local function build_parser(prog)
   send:option("--subject", "Message subject.")
   send:option("--partner-type", "production (default) or test."):choices { "production", "test" }
   send:option("--profile", "Message submission profile.")
-  send:flag("--wait", "Wait for the final state.")
+  send:option("--content-type", "MIME type of the file(s) (default: the gateway detects it).")
+  send:flag("--wait", "Wait for the final state (prints the ID even when that times out).")
   send:option("--timeout", "With --wait: seconds (default 300)."):convert(seconds)
+  send:flag("--mdn", "With --wait: also wait for the MDN, and read it.")
+  send:flag("--if-absent", "Send only if the gateway holds no such message (this station, "
+    .. "partner, subject and file names and sizes) since --since: after an exit 7.")
+  send:option("--since", "With --if-absent: seconds back to search (default 86400).")
+    :convert(seconds)
+  send:option("--max-processing", "With --if-absent: seconds a send can keep a message out "
+    .. "of every listing (default 120)."):convert(seconds)
+
+  local function folder_options(cmd)
+    cmd:option("--lock-timeout", "Seconds to wait for another run on the folder "
+      .. "(default 0)."):convert(seconds)
+    cmd:option("--max-processing", "Seconds a send can keep a message out of every "
+      .. "listing, for resolving unknown outcomes (default 120)."):convert(seconds)
+  end
+  local send_dir = p:command("send-dir", "Send every file of a folder exactly once "
+    .. "(a journal in the folder; unknown outcomes resolved before anything is resent).")
+  send_dir:argument("station", "AS2 ID of your station.")
+  send_dir:argument("partner", "AS2 ID of the partner.")
+  send_dir:argument("dir", "The folder (regular, non-hidden files are sent).")
+  send_dir:option("--subject", "Message subject.")
+  send_dir:option("--partner-type", "production (default) or test.")
+    :choices { "production", "test" }
+  send_dir:option("--profile", "Message submission profile.")
+  send_dir:option("--content-type", "MIME type of every file (default: detected).")
+  send_dir:option("--group", "Files per message, 1 to 10 (default 1)."):convert(count)
+  send_dir:option("--move-to", "Move each sent file into this folder (alone: DIR/sent).")
+    :args("?")
+  send_dir:flag("--retry-refused", "Send again files the gateway refused before.")
+  folder_options(send_dir)
+
+  local settle = p:command("settle", "Resolve the sends of unknown outcome in a folder's "
+    .. "journal (send-dir's first step), sending nothing.")
+  settle:argument("dir", "The folder.")
+  folder_options(settle)
 
   local ls = p:command("ls", "List messages: one page, or --all.")
   kind_arg(ls, KINDS)
@@ -613,6 +824,7 @@ local function build_parser(prog)
   kind_arg(mdn, { "received", "sent" })
   mdn:argument("id", "AS2 message ID.")
   mdn:option("--to", "File or folder (default: the current folder).")
+  mdn:flag("--parse", "Print the MDN's disposition, error, MIC, ... (exit 1 for an error MDN).")
 
   local inbox = p:command("inbox", "Drain unread received messages into a folder, exactly once.")
   inbox:option("--to", "Folder."):args(1):count(1)
@@ -632,7 +844,7 @@ otherwise) gets its attachments in TO/<message folder>/. A message is done only 
 every attachment its record lists is on disk with the record's size and --exec (if
 given) exited 0; anything else is a failure: printed on stderr (a "failed" line with
 --json), left unfinished in TO/.as2g-drain.journal and fetched again by the next run.
-One run per folder at a time (a lock on TO).
+One run per folder at a time (a lock on TO/.as2g-drain.lock).
 
 Exit: 0 every message done; 1 some message failed (the others are done); 8 another
 run holds TO; 3-6 the gateway could not be reached or refused us (nothing was lost).
@@ -643,7 +855,11 @@ Example: as2g inbox --to ./inbox --exec 'import-edi "$@"' --watch --interval 60]
   wait:argument("id", "AS2 message ID or the Link of a send.")
   wait:option("--timeout", "Seconds (default 300)."):convert(seconds)
   wait:option("--initial"):hidden(true):convert(seconds)
-  wait:flag("--mdn", "Also wait for the MDN.")
+  wait:flag("--mdn", "Also wait for the MDN, and read it (an error MDN is not success).")
+  wait:option("--partner-type", "production or test (default: learnt from the message).")
+    :choices { "production", "test" }
+  wait:option("--grace", "Seconds an ID may be in no list before it is not found "
+    .. "(default 30)."):convert(seconds)
 
   p:command("stop", "Stop retrying a queued message."):argument("id", "AS2 message ID.")
   p:command("retry", "Resume retrying a stopped message."):argument("id", "AS2 message ID.")

@@ -11,9 +11,9 @@ local core = require "as2gateway.core"
 local cjson = require "cjson.safe"
 local batch = require "as2gateway.batch"
 local util = require "as2gateway.util"
+local journal = require "as2gateway.journal"
 
 local ipairs, pairs, type, pcall, tostring, error = ipairs, pairs, type, pcall, tostring, error
-local concat = table.concat
 local err, check_opts = util.err, util.check_opts
 
 local W = {}
@@ -31,9 +31,7 @@ local FINAL = { done = true, gone = true }
 
 local function read_journal(path)
   local state, order = {}, {}
-  local f = io.open(path, "rb")
-  if not f then return state, order end
-  for line in f:lines() do
+  for _, line in ipairs(journal.lines(path) or {}) do
     local step, rest = line:match("^(%a+) (.+)$")
     if step == "fetch" then
       local msg = util.integers(cjson.decode(rest))
@@ -48,7 +46,6 @@ local function read_journal(path)
       if type(id) == "string" and state[id] then state[id].stage = step end
     end
   end
-  f:close()
   return state, order
 end
 
@@ -57,10 +54,9 @@ local function step_line(step, id)
 end
 
 local function append(path, lines)
-  local ok, e = core.append(path, concat(lines, "\n") .. "\n")
+  local ok, e = journal.append(path, lines)
   if not ok then
-    return nil, err("io", "cannot write the drain's journal, so nothing more is fetched: %s",
-      e.message)
+    return nil, err("io", "nothing more is fetched: %s", e.message)
   end
   return true
 end
@@ -84,14 +80,17 @@ local function remove_leftovers(dir, depth)
 end
 
 -- The lock -----------------------------------------------------------------------------
--- One drain per folder: an exclusive flock on the folder itself, for the whole drain.
--- It ends with the drain, or with its process however that dies; a drain that finds
--- it taken waits up to opts.lock_wait seconds (with the client's clock and sleep),
--- then ends with an error of kind "locked".
+-- One drain per folder: an exclusive flock on `to/.as2g-drain.lock`, for the whole
+-- drain. It ends with the drain, or with its process however that dies; a drain that
+-- finds it taken waits up to opts.lock_wait seconds (tried again with the client's
+-- clock and sleep, so that nothing blocks an event loop), then ends with an error of
+-- kind "locked".
+local LOCK = ".as2g-drain.lock"
+
 local function take_lock(self, dir, wait)
   local deadline = self.clock() + wait
   while true do
-    local lock, e = core.lock(dir)
+    local lock, e = core.lock(dir .. "/" .. LOCK, { timeout = 0 })
     if lock then return lock end
     local now = self.clock()
     if e.kind ~= "locked" or now >= deadline then
@@ -164,8 +163,8 @@ end
 -- its stage (new, fetch, stored, done, gone) and, once decided, its paths.
 local function drain_locked(self, opts, summary)
   local to = opts.to
-  local journal = to .. "/" .. JOURNAL
-  local state, order = read_journal(journal)
+  local jpath = to .. "/" .. JOURNAL
+  local state, order = read_journal(jpath)
   remove_leftovers(to)
 
   -- 1. what the server still shows unread, every partner type asked for
@@ -216,7 +215,7 @@ local function drain_locked(self, opts, summary)
       end
     end
     if #lines == 0 then return true end
-    local ok, e = append(journal, lines)
+    local ok, e = append(jpath, lines)
     if not ok then return nil, e end
     for _, id in ipairs(ids) do
       if state[id].stage == "new" then state[id].stage = "fetch" end
@@ -235,7 +234,7 @@ local function drain_locked(self, opts, summary)
       end
     end
     if #lines == 0 then return true end
-    local ok, e = append(journal, lines)
+    local ok, e = append(jpath, lines)
     if not ok then -- the files are there, but the journal does not say so: fetch again
       for _, id in ipairs(ids) do
         if state[id].stage == "stored" then state[id].stage = "fetch" end
@@ -270,7 +269,7 @@ local function drain_locked(self, opts, summary)
           local _, missing = batch.stored_paths(to, s.msg)
           local refused = refused_by_id[id]
           why = err("protocol", "%s is incomplete: %s%s", id, missing or "not all on disk",
-            refused and ("; refused: " .. concat(refused, ", ")) or "")
+            refused and ("; refused: " .. table.concat(refused, ", ")) or "")
         end
         fail(summary, id, why)
         -- the gateway answered for it, so it may have marked it read: a failure of the
@@ -284,7 +283,7 @@ local function drain_locked(self, opts, summary)
       local ok, e = self:mark_unread(id)
       if not ok and e.kind == "notfound" then
         -- the gateway has no such message (deleted meanwhile): nothing left to fetch
-        local written = append(journal, { step_line("gone", id) })
+        local written = append(jpath, { step_line("gone", id) })
         if written then state[id].stage = "gone" end
         summary.errors[id] = err("notfound", "%s is no longer on the gateway: %s", id,
           summary.errors[id].message)
@@ -312,7 +311,7 @@ local function drain_locked(self, opts, summary)
         handled = true
       end
       if handled then
-        local ok, e = append(journal, { step_line("done", id) })
+        local ok, e = append(jpath, { step_line("done", id) })
         if not ok then return nil, e end
         s.stage = "done"
         summary.done = summary.done + 1
@@ -329,7 +328,7 @@ local function drain_locked(self, opts, summary)
   for _, id in ipairs(order) do
     if not FINAL[state[id].stage] then unfinished = true end
   end
-  if not unfinished then os.remove(journal) end
+  if not unfinished then os.remove(jpath) end
   if stopped then return nil, stopped, summary end
   return summary
 end

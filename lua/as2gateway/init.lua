@@ -20,9 +20,13 @@ local _M = {
   MAX_IDS = 100,
 }
 
--- The vendor text leaves DELETE's prefix open; API.md reads every message endpoint as
--- under /message/. It lives here alone, so it is one line to change.
+-- The path prefix of the message endpoints, and DELETE's own: the vendor text writes
+-- `DELETE /:message_type:/:message_as2_id:` with no prefix, and API.md reads it as under
+-- /message/ like every other message endpoint. Each lives here alone, so either is one
+-- line to change; DELETE_PREFIX is read at each call.
 local MESSAGE = "message"
+_M.MESSAGE_PREFIX = MESSAGE
+_M.DELETE_PREFIX = "message"
 
 local LISTABLE = { received = true, sent = true, failed = true, queued = true }
 local DOWNLOADABLE = { received = true, sent = true }
@@ -303,7 +307,8 @@ function Client:delete(kind, id_or_ids)
   check_kind(kind, DELETABLE, "delete")
   if type(id_or_ids) == "string" then
     check_id(id_or_ids, "delete")
-    local ack, err = json_call(self, { method = "DELETE", path = { MESSAGE, kind, id_or_ids } })
+    local ack, err = json_call(self, { method = "DELETE",
+      path = { _M.DELETE_PREFIX, kind, id_or_ids } })
     if not ack then return nil, err end
     return 1
   end
@@ -316,7 +321,7 @@ function Client:delete(kind, id_or_ids)
     for i = first, math.min(first + _M.MAX_IDS - 1, #id_or_ids) do
       chunk[#chunk + 1] = id_or_ids[i]
     end
-    local ack, err = json_call(self, { method = "DELETE", path = { MESSAGE, kind },
+    local ack, err = json_call(self, { method = "DELETE", path = { _M.DELETE_PREFIX, kind },
       headers = { ["Content-Type"] = "application/json" }, body = cjson.encode(chunk) })
     if not ack then return nil, err, total end
     total = total + (tonumber(tostring(ack.message):match("(%d+)")) or 0)
@@ -344,7 +349,7 @@ end
 ---@param station string the station's AS2 ID
 ---@param partner string the partner's AS2 ID
 ---@param params? table {partnerType = "production"|"test", subject =, profile =}
----@return table|nil result {message, link, as2MessageId}
+---@return table|nil result {message, link, as2MessageId, station, partner, subject, partnerType}
 ---@return as2gateway.Error|nil err
 function Client:send(station, partner, list, params)
   if type(station) ~= "string" or station == "" then error("send: station expected", 2) end
@@ -358,16 +363,23 @@ function Client:send(station, partner, list, params)
   local res
   res, err = self:perform(spec)
   if not res then return nil, err end
+  -- what was sent where comes along, for wait (the partner's type) and resolve
   return {
-    message = res.json and res.json.message,
+    message = type(res.json) == "table" and res.json.message or nil,
     link = res.link,
     as2MessageId = res.link and _M.id_of(res.link),
+    station = station, partner = partner, subject = params.subject,
+    partnerType = params.partnerType or "production",
   }
 end
 
 local function unescape(s)
   return (s:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
 end
+
+--- Reads an MDN payload (RFC 8098 multipart/report, signed or not, or its
+--- disposition fields alone) into a table: see as2gateway.mdn.
+_M.parse_mdn = function(payload) return require("as2gateway.mdn").parse(payload) end
 
 --- The AS2 message ID in a Link URL (its last path segment), or the argument itself
 --- when it is already an ID.
@@ -417,6 +429,29 @@ function Client:mdn(kind, id, opts)
   opts = check_params(opts, { to = true, sink = true, markAsRead = true, overwrite = true },
     "mdn")
   return self:_fetch(kind, { MESSAGE, kind, id, "mdn" }, opts)
+end
+
+--- The MDN of a message, read into a table (see as2gateway.parse_mdn): fetched into
+--- memory (at most as2gateway.mdn.MAX_BYTES) and parsed; nil, err (kind notfound when
+--- there is no MDN yet, protocol when it is not a readable MDN).
+---@param kind "received"|"sent"
+---@return table|nil report {disposition, error, original_message_id, mic, ...}
+---@return as2gateway.Error|nil err
+function Client:mdn_report(kind, id)
+  check_kind(kind, DOWNLOADABLE, "mdn_report")
+  check_id(id, "mdn_report")
+  local mdn = require "as2gateway.mdn"
+  local chunks, size = {}, 0
+  local res, err = self:perform { path = { MESSAGE, kind, id, "mdn" }, sink = function(chunk)
+    size = size + #chunk
+    if size <= mdn.MAX_BYTES then chunks[#chunks + 1] = chunk end
+  end }
+  if not res then return nil, err end
+  if size > mdn.MAX_BYTES then
+    return nil, core.error("protocol", ("the MDN of %s is over %d bytes"):format(id,
+      mdn.MAX_BYTES))
+  end
+  return mdn.parse(table.concat(chunks))
 end
 
 function Client:_fetch(kind, path, opts)

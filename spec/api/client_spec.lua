@@ -362,6 +362,31 @@ describe("as2gateway client", function()
       assert.equal(0, #info(id).stopped)
     end)
 
+    it("builds its paths from DELETE_PREFIX alone, apart from the other endpoints", function()
+      -- the vendor text leaves DELETE's prefix open: changing it must move only DELETE
+      local paths = {}
+      local logged = as2gateway.new(h.core_options { log = function(e)
+        if e.event == "request" then paths[#paths + 1] = e.method .. " " .. e.path end
+      end })
+      local saved, dir = as2gateway.DELETE_PREFIX, mkdtemp()
+      as2gateway.DELETE_PREFIX = "cleanup"
+      local ok, why = pcall(function()
+        local _, err = logged:delete("sent", "<x@y>")
+        assert.equal("notfound", err.kind) -- the sandbox has no /cleanup/
+        _, err = logged:delete("failed", { "<x@y>", "<z@y>" })
+        assert.equal("notfound", err.kind)
+        assert(logged:list("sent", { pageLength = 1 }))
+        assert(logged:download_batch({ "<x@y>" }, { to = dir }))
+      end)
+      as2gateway.DELETE_PREFIX = saved
+      logged:close()
+      rmtree(dir)
+      assert(ok, why)
+      assert.same({ "POST /authorize", "DELETE /cleanup/sent/%3Cx%40y%3E", "DELETE /cleanup/failed",
+        "GET /message/sent?pageLength=1", "POST /message/received/batch/attachments" },
+        paths)
+    end)
+
     it("raises on a kind that cannot be deleted", function()
       assert.has_error(function() client:delete("inbox", "<a@b>") end)
       assert.has_error(function() client:delete("received", 42) end)

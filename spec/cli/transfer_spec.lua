@@ -3,26 +3,10 @@ local h = require "helpers"
 local S = require "cli.support"
 
 describe("as2g transfers", function()
-  local home, dir
-
-  local function run(args, opts) return S.run(home, args, opts) end
-
-  local function file(name, data)
-    local path = dir .. "/" .. name
-    h.write_file(path, data)
-    return path
-  end
-
-  before_each(function()
-    h.reset()
-    home = S.home()
-    dir = home.dir .. "/work"
-    S.capture("mkdir -p " .. h.quote(dir))
-  end)
-
-  after_each(function()
-    S.rmrf(home.dir)
-  end)
+  local w = S.workspace()
+  local run, file = w.run, w.file
+  before_each(w.setup)
+  after_each(w.teardown)
 
   describe("send", function()
     it("prints the new AS2 message ID on stdout and a summary on stderr", function()
@@ -92,7 +76,7 @@ describe("as2g transfers", function()
 
     it("exits 1 for a missing file or over 10 files, before any request", function()
       local before = h.stats().requests
-      local out, err, code = run { "send", "ACME-AS2", "GLOBEX-AS2", dir .. "/missing.xml" }
+      local out, err, code = run { "send", "ACME-AS2", "GLOBEX-AS2", w.dir .. "/missing.xml" }
       assert.equal(1, code)
       assert.equal("", out)
       assert.matches("missing.xml is not a readable file", err, 1, true)
@@ -198,74 +182,74 @@ describe("as2g transfers", function()
     end)
 
     it("writes the first attachment into a folder under the gateway's name", function()
-      local out, err, code = run { "download", "received", id2, "--to", dir }
+      local out, err, code = run { "download", "received", id2, "--to", w.dir }
       assert.equal(0, code)
       assert.equal("", err)
-      assert.equal(dir .. "/invoice-1002.xml\n", out)
-      assert.equal(61, #h.read_file(dir .. "/invoice-1002.xml"))
+      assert.equal(w.dir .. "/invoice-1002.xml\n", out)
+      assert.equal(61, #h.read_file(w.dir .. "/invoice-1002.xml"))
     end)
 
     it("writes into the current folder without --to", function()
-      local out, _, code = run({ "download", "received", id1 }, { cwd = dir })
+      local out, _, code = run({ "download", "received", id1 }, { cwd = w.dir })
       assert.equal(0, code)
       assert.equal("./invoice-1001.edi\n", out)
-      assert.equal(217, #h.read_file(dir .. "/invoice-1001.edi"))
+      assert.equal(217, #h.read_file(w.dir .. "/invoice-1001.edi"))
     end)
 
     it("takes --index and a file path, and prints the paths as JSON with --json", function()
       local out, _, code = run { "--json", "download", "received", id2, "--index", "1", "--to",
-        dir .. "/copy.pdf" }
+        w.dir .. "/copy.pdf" }
       assert.equal(0, code)
-      assert.same({ paths = { dir .. "/copy.pdf" } }, h.json_decode(out))
-      assert.equal(31, #h.read_file(dir .. "/copy.pdf"))
+      assert.same({ paths = { w.dir .. "/copy.pdf" } }, h.json_decode(out))
+      assert.equal(31, #h.read_file(w.dir .. "/copy.pdf"))
     end)
 
     it("never replaces a file: a second download gets a new name", function()
-      h.write_file(dir .. "/invoice-1001.edi", "mine")
-      local out, _, code = run { "download", "received", id1, "--to", dir }
+      h.write_file(w.dir .. "/invoice-1001.edi", "mine")
+      local out, _, code = run { "download", "received", id1, "--to", w.dir }
       assert.equal(0, code)
-      assert.equal(dir .. "/invoice-1001 (2).edi\n", out)
-      assert.equal("mine", h.read_file(dir .. "/invoice-1001.edi"))
+      assert.equal(w.dir .. "/invoice-1001 (2).edi\n", out)
+      assert.equal("mine", h.read_file(w.dir .. "/invoice-1001.edi"))
     end)
 
     it("writes every attachment with --all", function()
-      local out, _, code = run { "download", "received", id2, "--all", "--to", dir }
+      local out, _, code = run { "download", "received", id2, "--all", "--to", w.dir }
       assert.equal(0, code)
       local paths = {}
       for p in out:gmatch("[^\n]+") do paths[#paths + 1] = p end
       table.sort(paths)
-      assert.same({ dir .. "/invoice-1002.pdf", dir .. "/invoice-1002.xml" }, paths)
-      assert.same({ "invoice-1002.pdf", "invoice-1002.xml" }, S.files(dir))
-      out = run { "--json", "download", "sent", S.ids("sent")[1], "--all", "--to", dir }
-      assert.same({ paths = { dir .. "/order-5001.xml" } }, h.json_decode(out))
+      assert.same({ w.dir .. "/invoice-1002.pdf", w.dir .. "/invoice-1002.xml" }, paths)
+      assert.same({ "invoice-1002.pdf", "invoice-1002.xml" }, S.files(w.dir))
+      out = run { "--json", "download", "sent", S.ids("sent")[1], "--all", "--to", w.dir }
+      assert.same({ paths = { w.dir .. "/order-5001.xml" } }, h.json_decode(out))
     end)
 
     it("marks the message read only with --mark-read", function()
-      assert.equal(0, select(3, run { "download", "received", id1, "--to", dir }))
+      assert.equal(0, select(3, run { "download", "received", id1, "--to", w.dir }))
       assert.is_false(S.where(id1).read)
-      assert.equal(0, select(3, run { "download", "received", id1, "--to", dir,
+      assert.equal(0, select(3, run { "download", "received", id1, "--to", w.dir,
         "--mark-read" }))
       assert.is_true(S.where(id1).read)
     end)
 
     it("downloads a batch of IDs into one folder per message", function()
-      local out, err, code = run { "download", "received", id1, id2, "--to", dir }
+      local out, err, code = run { "download", "received", id1, id2, "--to", w.dir }
       assert.equal(0, code, err)
       local f1 = require("as2gateway.batch").folder_of(id1)
       local f2 = require("as2gateway.batch").folder_of(id2)
       local expected = { f1 .. "/invoice-1001.edi", f2 .. "/invoice-1002.pdf",
         f2 .. "/invoice-1002.xml" }
       table.sort(expected)
-      assert.same(expected, S.files(dir))
+      assert.same(expected, S.files(w.dir))
       local printed = {}
-      for p in out:gmatch("[^\n]+") do printed[#printed + 1] = p:sub(#dir + 2) end
+      for p in out:gmatch("[^\n]+") do printed[#printed + 1] = p:sub(#w.dir + 2) end
       table.sort(printed)
       assert.same(expected, printed)
     end)
 
     it("reports a batch as one JSON line per ID, and exits 4 when one is unknown", function()
       local out, err, code = run { "--json", "download", "received", id1, "<nope@x>", id2,
-        "--to", dir, "--mark-read" }
+        "--to", w.dir, "--mark-read" }
       assert.equal(4, code)
       local docs = S.json_lines(out)
       assert.equal(3, #docs)
@@ -279,35 +263,35 @@ describe("as2g transfers", function()
       assert.is_true(S.where(id1).read)
       assert.not_matches("lua", err, 1, true) -- no traceback
       -- the table form says which ID failed, on stderr
-      out, err, code = run { "download", "received", "<nope@x>", id1, "--to", dir }
+      out, err, code = run { "download", "received", "<nope@x>", id1, "--to", w.dir }
       assert.equal(4, code)
       assert.matches("<nope@x>: ", err, 1, true)
       assert.matches("invoice%-1001 %(2%)%.edi\n", out)
     end)
 
     it("exits 1 for a batch into a folder that does not exist", function()
-      local _, err, code = run { "download", "received", id1, id2, "--to", dir .. "/none" }
+      local _, err, code = run { "download", "received", id1, id2, "--to", w.dir .. "/none" }
       assert.equal(1, code)
       assert.matches("not a folder", err, 1, true)
     end)
 
     it("exits 4 for an unknown message or attachment index", function()
-      local out, _, code = run { "download", "received", "<nope@x>", "--to", dir }
+      local out, _, code = run { "download", "received", "<nope@x>", "--to", w.dir }
       assert.equal(4, code)
       assert.equal("", out)
-      _, _, code = run { "download", "received", id1, "--index", "3", "--to", dir }
+      _, _, code = run { "download", "received", id1, "--index", "3", "--to", w.dir }
       assert.equal(4, code)
-      assert.same({}, S.files(dir))
+      assert.same({}, S.files(w.dir))
     end)
   end)
 
   describe("mdn", function()
     it("writes the MDN receipt of a message and prints its path", function()
       local id = S.ids("sent")[1]
-      local out, _, code = run { "mdn", "sent", id, "--to", dir }
+      local out, _, code = run { "mdn", "sent", id, "--to", w.dir }
       assert.equal(0, code)
-      assert.equal(dir .. "/mdn.txt\n", out)
-      local mdn = h.read_file(dir .. "/mdn.txt")
+      assert.equal(w.dir .. "/mdn.txt\n", out)
+      local mdn = h.read_file(w.dir .. "/mdn.txt")
       assert.matches("Original-Message-ID: " .. id, mdn, 1, true)
       assert.matches("Disposition: automatic-action/MDN-sent-automatically; processed", mdn, 1,
         true)
@@ -315,9 +299,9 @@ describe("as2g transfers", function()
 
     it("prints the path as JSON with --json", function()
       local id = S.ids("received")[1]
-      local out, _, code = run { "--json", "mdn", "received", id, "--to", dir .. "/r.txt" }
+      local out, _, code = run { "--json", "mdn", "received", id, "--to", w.dir .. "/r.txt" }
       assert.equal(0, code)
-      assert.same({ path = dir .. "/r.txt" }, h.json_decode(out))
+      assert.same({ path = w.dir .. "/r.txt" }, h.json_decode(out))
     end)
 
     it("exits 4 for a message without an MDN", function()
@@ -326,7 +310,7 @@ describe("as2g transfers", function()
       assert.equal(0, code)
       h.advance(5)
       local err
-      out, err, code = run { "mdn", "sent", (out:gsub("%s+$", "")), "--to", dir }
+      out, err, code = run { "mdn", "sent", (out:gsub("%s+$", "")), "--to", w.dir }
       assert.equal(4, code)
       assert.equal("", out)
       assert.matches("not found", err, 1, true)

@@ -1,8 +1,8 @@
 -- Crash safety: a drain SIGKILLed at 20 random moments, rerun, ends with every file once, all read.
 local h = require "helpers"
 local as2gateway = require "as2gateway"
-local core = require "as2gateway.core"
 local S = require "workflows.support"
+local C = require "hardening.support"
 
 local batch = require "as2gateway.batch"
 local folder_of = batch.folder_of
@@ -119,76 +119,15 @@ local function snapshot(to)
     steps.stored, steps.done, parts, zips)
 end
 
--- Starts crash_child.lua in the background through a shell that records its exit
--- status; returns the job {pidfile, rcfile, outfile, started, pid}.
+-- Starts crash_child.lua (see its usage) as a job of hardening.support.
 local function start_child(dir, log, lock_wait, handler_ms)
-  local job = { pidfile = h.tmpname(), rcfile = h.tmpname(), outfile = h.tmpname() }
-  local script = ("lua5.4 %s %s %s %s %s >%s 2>&1 & echo $! >%s; wait $!; echo $? >%s.tmp; "
-    .. "mv %s.tmp %s"):format(CHILD, h.quote(dir), h.quote(log), tostring(lock_wait or 0),
-    tostring(handler_ms or 0),
-    h.quote(job.outfile), h.quote(job.pidfile), h.quote(job.rcfile), h.quote(job.rcfile),
-    h.quote(job.rcfile))
-  assert(os.execute("sh -c " .. h.quote(script) .. " </dev/null >/dev/null 2>&1 &"))
-  job.started = core.now()
-  job.pid = h.wait_until(function() return (h.read_file(job.pidfile) or ""):match("^(%d+)\n") end,
-    30, "the child did not start", 0.002)
-  return job
+  return C.start(("lua5.4 %s %s %s %s %s"):format(CHILD, h.quote(dir), h.quote(log),
+    tostring(lock_wait or 0), tostring(handler_ms or 0)))
 end
 
-local function ended(job) return h.read_file(job.rcfile) ~= nil end
-
--- SIGKILLs a child unless it has ended (its shell reaps it only once it ends).
-local function kill(job)
-  if ended(job) then return "exited" end
-  os.execute("kill -KILL " .. job.pid .. " 2>/dev/null")
-  return "killed"
-end
-
--- Waits until a child is gone: its exit status and its output.
-local function finish(job)
-  local rc = h.wait_until(function() return tonumber(h.read_file(job.rcfile) or "") end, 60)
-  if not rc then os.execute("kill -KILL " .. job.pid .. " 2>/dev/null") end
-  assert(rc, "the child neither ended nor died within 60 s")
-  local out = h.read_file(job.outfile) or ""
-  for _, f in ipairs { job.pidfile, job.rcfile, job.outfile } do os.remove(f) end
-  return rc, out
-end
-
--- Waits until `delay_ms` after the child's start, or its end, whichever comes first.
-local function wait_for(job, delay_ms)
-  while core.now() - job.started < delay_ms / 1000 and not ended(job) do
-    core.sleep(math.min(0.005, delay_ms / 1000 - (core.now() - job.started)))
-  end
-end
-
--- Runs crash_child.lua and SIGKILLs it after delay_ms unless it ended first; waits until
--- it is gone. Returns "killed" or "exited", the child's exit status and its output.
+-- Runs crash_child.lua and SIGKILLs it after delay_ms unless it ended first.
 local function run_and_kill(to, log, delay_ms)
-  local job = start_child(to, log)
-  wait_for(job, delay_ms)
-  local outcome = kill(job)
-  local rc, out = finish(job)
-  return outcome, rc, out
-end
-
--- One delay in each of `kills` equal slots of 0-max_ms, the slots in random order.
-local function random_delays(kills, max_ms)
-  local slot = max_ms / kills
-  local delays = {}
-  for i = 1, kills do
-    delays[i] = math.floor((i - 1) * slot + math.random() * slot)
-  end
-  for i = kills, 2, -1 do
-    local j = math.random(i)
-    delays[i], delays[j] = delays[j], delays[i]
-  end
-  return delays
-end
-
-local function seeded()
-  local seed = tonumber(os.getenv("AS2G_CRASH_SEED") or "") or os.time()
-  math.randomseed(seed)
-  print(("\ncrash_spec seed %d (replay: AS2G_CRASH_SEED=%d)"):format(seed, seed))
+  return C.run_and_kill(("lua5.4 %s %s %s"):format(CHILD, h.quote(to), h.quote(log)), delay_ms)
 end
 
 describe("crash safety of client:drain", function()
@@ -207,7 +146,7 @@ describe("crash safety of client:drain", function()
 
   it("ends with every message on disk once and read after 20 SIGKILLs at random moments",
     function()
-      seeded()
+      C.seed("crash_spec")
       local _, status = h.control("POST", "config", { batch_limit = BATCH_LIMIT,
         rate_limit = "off" })
       assert.equal(200, status)
@@ -218,7 +157,7 @@ describe("crash safety of client:drain", function()
       for id, m in pairs(unread) do expected[id] = expected[id] or m end
 
       -- one delay in each 75 ms slot of 0-1500 ms, the slots in random order
-      local delays = random_delays(KILLS, MAX_DELAY_MS)
+      local delays = C.kill_delays(KILLS, MAX_DELAY_MS)
 
       local hits, bad_exits, outcome, arrivals = 0, {}, nil, 0
       for i, delay in ipairs(delays) do
@@ -300,7 +239,7 @@ describe("crash safety of client:drain", function()
 
   it("two drains on one folder, SIGKILLed 20 times in turn at random moments, 300 messages "
     .. "in bursts: every file once, every message handled once or twice", function()
-      seeded()
+      C.seed("crash_spec")
       local _, status = h.control("POST", "config", { batch_limit = BATCH_LIMIT,
         rate_limit = "off" })
       assert.equal(200, status)
@@ -316,12 +255,12 @@ describe("crash safety of client:drain", function()
         -- two drains started together (one waits for the other's lock); one of them dies
         local jobs = { start_child(to, log, 30, 20), start_child(to, log, 30, 20) }
         local victim = math.random(2)
-        wait_for(jobs[victim], delay)
-        local outcome = kill(jobs[victim])
+        C.wait_for(jobs[victim], delay)
+        local outcome = C.kill(jobs[victim])
         window = outcome == "killed" and math.min(3000, window * 1.2) or math.max(40, window * 0.7)
         local outs = {}
         for j, job in ipairs(jobs) do
-          local rc, out = finish(job)
+          local rc, out = C.finish(job)
           outs[j] = out:gsub("\n", " ")
           if rc == 137 and j == victim then
             hits = hits + 1

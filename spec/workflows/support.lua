@@ -62,11 +62,16 @@ function M.tree(dir)
   return lines("cd " .. h.quote(dir) .. " && find . -mindepth 1 | sed 's|^\\./||'")
 end
 
+-- The drain's lock file stays in its folder (removing it would race with a second
+-- drain): the listings below leave it out.
+M.DRAIN_LOCK = ".as2g-drain.lock"
+
 --- Everything under `dir`, one string a path, sorted: "folder|d" for a folder and
---- "folder/file|f|size" for a file (one `find`, however many files).
+--- "folder/file|f|size" for a file (one `find`, however many files); the drain's lock
+--- file left out.
 function M.tree_sizes(dir)
-  return lines("cd " .. h.quote(dir) .. " && find . -mindepth 1 -printf '%P|%y|%s\\n'"
-    .. " | sed 's/^\\(.*\\)|d|.*$/\\1|d/'")
+  return lines("cd " .. h.quote(dir) .. " && find . -mindepth 1 ! -path ./" .. M.DRAIN_LOCK
+    .. " -printf '%P|%y|%s\\n' | sed 's/^\\(.*\\)|d|.*$/\\1|d/'")
 end
 
 --- The entries of one folder (hidden ones included), sorted.
@@ -74,9 +79,10 @@ function M.ls(dir)
   return lines("ls -A " .. h.quote(dir) .. " 2>/dev/null")
 end
 
---- Hidden files or folders anywhere under dir.
+--- Hidden files or folders anywhere under dir, but for the drain's lock file.
 function M.hidden(dir)
-  return lines("find " .. h.quote(dir) .. " -mindepth 1 -name '.*'")
+  return lines("find " .. h.quote(dir) .. " -mindepth 1 -name '.*' ! -path "
+    .. h.quote(dir .. "/" .. M.DRAIN_LOCK))
 end
 
 function M.size(path)

@@ -98,11 +98,21 @@ handlers["GET clock"] = function()
 end
 
 local BEHAVIOURS = { deliver = true, fail = true, pause = true }
+local DELIVERY_STATUSES = { Delivered = true, ["Not Delivered"] = true, ["No Status"] = true }
 
 handlers["POST partner"] = function(_, body, arg)
   local ok, err = check_keys(body, { account = true, behaviour = true, fail_status = true,
-    requestMdn = true, requestAsyncMdn = true })
+    requestMdn = true, requestAsyncMdn = true, mdnError = true, mdnLost = true,
+    deliveryStatus = true })
   if not ok then return message(400, err) end
+  for _, k in ipairs { "requestMdn", "requestAsyncMdn", "mdnError", "mdnLost" } do
+    if body[k] ~= nil and type(body[k]) ~= "boolean" then
+      return message(400, k .. " must be true or false")
+    end
+  end
+  if body.deliveryStatus ~= nil and not DELIVERY_STATUSES[body.deliveryStatus] then
+    return message(400, "deliveryStatus must be Delivered, Not Delivered or No Status")
+  end
   local acc = account_of(body)
   if not acc then return message(404, "Unknown account") end
   local found = false
@@ -119,8 +129,11 @@ handlers["POST partner"] = function(_, body, arg)
       if body.fail_status ~= nil then
         state.set_behaviour(acc, arg, { fail_status = body.fail_status })
       end
-      if body.requestMdn ~= nil then p.requestMdn = body.requestMdn == true end
-      if body.requestAsyncMdn ~= nil then p.requestAsyncMdn = body.requestAsyncMdn == true end
+      if body.requestMdn ~= nil then p.requestMdn = body.requestMdn end
+      if body.requestAsyncMdn ~= nil then p.requestAsyncMdn = body.requestAsyncMdn end
+      for _, k in ipairs { "mdnError", "mdnLost", "deliveryStatus" } do
+        if body[k] ~= nil then state.set_behaviour(acc, arg, { [k] = body[k] }) end
+      end
     end
   end
   if not found then return message(404, "Unknown partner " .. tostring(arg)) end
@@ -222,11 +235,40 @@ handlers["GET config"] = function()
   http.json(200, state.tunables())
 end
 
+local function attachment_view(m)
+  local atts = array()
+  for i, a in ipairs(m.attachments) do
+    atts[i] = { name = a.name, size = a.size, contentType = a.contentType,
+      sha256 = (a.sha256:gsub(".", function(c) return ("%02x"):format(c:byte()) end)) }
+  end
+  return atts
+end
+
+-- Every outbound message once (queued, being sent, sent or stopped; failed attempts
+-- are not messages of their own): what the API cannot show in one place, e.g. that
+-- a file was sent exactly once.
+local function outbound(acc)
+  local list, seen = array(), {}
+  local function add(m, st)
+    if seen[m.as2MessageId] then return end
+    seen[m.as2MessageId] = true
+    list[#list + 1] = { as2MessageId = m.as2MessageId, state = st, receiverId = m.receiverId,
+      senderId = m.senderId, subject = m.subject, partnerType = m.partnerType,
+      persistedTimestamp = m.persistedTimestamp, attachments = attachment_view(m) }
+  end
+  for _, e in ipairs(acc.queue) do add(e.msg, e.state) end
+  for _, e in ipairs(acc.stopped) do add(e.msg, "stopped") end
+  for _, m in ipairs(acc.sent) do add(m, "sent") end
+  return list
+end
+
 -- Internal view of one message in every list, with what the API does not show
--- (detected content types, profile, read flag).
+-- (detected content types and digests, profile, read flag); without an ID, every
+-- outbound message.
 handlers["GET messages"] = function(req, _, arg)
   local acc = account_of({ account = req.args.account })
   if not acc then return message(404, "Unknown account") end
+  if not arg then return http.json(200, { outbound = outbound(acc) }) end
   local out = { read = state.is_read(acc, arg) }
   for _, kind in ipairs { "received", "sent", "failed", "queued", "stopped" } do
     local list = array()
@@ -236,11 +278,7 @@ handlers["GET messages"] = function(req, _, arg)
       if m.as2MessageId == arg then
         local e = api.message_entity(m, kind == "stopped" and "sent" or kind == "queued"
           and "sent" or kind)
-        local atts = array()
-        for i, a in ipairs(m.attachments) do
-          atts[i] = { name = a.name, size = a.size, contentType = a.contentType }
-        end
-        e.attachments = atts
+        e.attachments = attachment_view(m)
         e.profile = m.profile
         if item.msg then e.state, e.attempts = item.state, item.attempts end
         list[#list + 1] = e

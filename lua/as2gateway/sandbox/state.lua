@@ -96,6 +96,7 @@ local function attachments_from(list)
     out[i] = {
       name = a.name, size = #data, file = a.file or store(data),
       contentType = a.content_type or M.detect_content_type(a.name, data),
+      sha256 = a.sha256 or crypto.sha256(data),
     }
   end
   return out
@@ -117,24 +118,67 @@ local function copy(t)
   return c
 end
 
-local function mdn_text(msg, station)
-  return table.concat({
+-- The MDN a gateway keeps for a message: a multipart/report (RFC 6522) with a
+-- human-readable part and a message/disposition-notification part (RFC 8098, as AS2
+-- uses it, RFC 4130 section 7.4). `reporter` received the message: our station for a
+-- received message, the partner for a sent one. The MIC is the SHA-256 of the
+-- attachments' bytes in order (a real gateway takes it over the MIME entity it
+-- signed), present when the message was signed. An error MDN reports a decryption
+-- failure.
+local MDN_TEXT = {
+  ok = "The AS2 message has been received. Thank you for exchanging AS2 messages with "
+    .. "AS2 Gateway.",
+  error = "The AS2 message could not be processed: it could not be decrypted. The "
+    .. "sender should check the certificate it encrypted with.",
+}
+
+local function mic(msg)
+  local atts = msg.attachments
+  if #atts == 1 then return atts[1].sha256 end
+  local data = {}
+  for i, a in ipairs(atts) do data[i] = M.read_attachment(a) end
+  return crypto.sha256(table.concat(data))
+end
+
+local function mdn_payload(msg, reporter, failed)
+  local boundary = ("----=_Part_%d_sandbox_mdn"):format(msg.seq)
+  local fields = {
     "Reporting-UA: AS2 Gateway sandbox",
-    "Original-Recipient: rfc822; " .. station,
-    "Final-Recipient: rfc822; " .. station,
+    "Original-Recipient: rfc822; " .. reporter,
+    "Final-Recipient: rfc822; " .. reporter,
     "Original-Message-ID: " .. msg.as2MessageId,
-    "Disposition: automatic-action/MDN-sent-automatically; processed",
+  }
+  if msg.signed then
+    fields[#fields + 1] = "Received-Content-MIC: " .. ngx.encode_base64(mic(msg)) .. ", sha-256"
+  end
+  fields[#fields + 1] = "Disposition: automatic-action/MDN-sent-automatically; "
+    .. (failed and "processed/error: decryption-failed" or "processed")
+  return table.concat({
+    "Content-Type: multipart/report; report-type=disposition-notification;",
+    '\tboundary="' .. boundary .. '"',
+    "",
+    "--" .. boundary,
+    "Content-Type: text/plain; charset=us-ascii",
+    "Content-Transfer-Encoding: 7bit",
+    "",
+    failed and MDN_TEXT.error or MDN_TEXT.ok,
+    "",
+    "--" .. boundary,
+    "Content-Type: message/disposition-notification",
+    "Content-Transfer-Encoding: 7bit",
+    "",
+    table.concat(fields, "\r\n"),
+    "",
+    "--" .. boundary .. "--",
     "",
   }, "\r\n")
 end
 
-local MDN_CONTENT = "The AS2 message has been received. Thank you for exchanging AS2 "
-  .. "messages with AS2 Gateway."
-
-local function attach_mdn(msg, at)
+local function attach_mdn(msg, at, reporter, failed)
   msg.mdnStatus = "Received"
-  msg.mdnMessage = { persistedTimestamp = at, mdnError = false, content = MDN_CONTENT }
-  msg.mdn_payload = mdn_text(msg, msg.senderId)
+  msg.mdnMessage = { persistedTimestamp = at, mdnError = failed == true,
+    content = failed and MDN_TEXT.error or MDN_TEXT.ok }
+  msg.mdn_payload = mdn_payload(msg, reporter, failed)
 end
 
 -- Accounts -------------------------------------------------------------------------
@@ -170,27 +214,36 @@ function M.add_received(acc, opts)
     partnerType = opts.partnerType or partner.partnerType,
     attachments = attachments_from(opts.attachments),
   }
-  attach_mdn(msg, msg.persistedTimestamp)
+  attach_mdn(msg, msg.persistedTimestamp, opts.station)
   insert(acc.received, msg)
   changed()
   return msg
 end
 
+-- A partner's sandbox-only settings (POST /_sandbox/partner/<id>) shape what a
+-- delivery looks like: deliveryStatus "No Status" (then no MDN either), an error
+-- MDN, or an MDN that never arrives (mdnStatus stays Pending).
 local function add_sent(acc, entry, at)
   local msg = copy(entry.msg)
   msg.persistedTimestamp = at
   S.seq = S.seq + 1
   msg.seq = S.seq
   msg.transportStatusReceived = 200
-  msg.deliveryStatus = "Delivered"
   local p = entry.partner
+  local b = acc.behaviour[p.as2Identifier] or {}
+  msg.deliveryStatus = b.deliveryStatus or "Delivered"
   if not p.requestMdn then
     msg.mdnStatus = "Not Requested"
+  elseif msg.deliveryStatus == "No Status" then
+    msg.mdnStatus = "No MDN"
+  elseif b.mdnLost then
+    msg.mdnStatus = "Pending"
   elseif p.requestAsyncMdn then
     msg.mdnStatus = "Pending"
     msg.mdn_due = at + floor(live.async_mdn_delay * 1000)
+    msg.mdn_error = b.mdnError
   else
-    attach_mdn(msg, at)
+    attach_mdn(msg, at, p.as2Identifier, b.mdnError)
   end
   insert(acc.sent, msg)
   changed()
@@ -411,8 +464,8 @@ function M.tick()
     end
     for _, m in ipairs(acc.sent) do
       if m.mdn_due and m.mdn_due <= now then
-        attach_mdn(m, m.mdn_due)
-        m.mdn_due = nil
+        attach_mdn(m, m.mdn_due, m.receiverId, m.mdn_error)
+        m.mdn_due, m.mdn_error = nil, nil
       end
     end
   end
