@@ -97,8 +97,9 @@ asan: deps
 
 # libFuzzer harnesses for every parser of server-supplied bytes (csrc/fuzz/), each
 # run for FUZZ_SECONDS from its seed corpus; a crash fails the target and leaves
-# its input in build/fuzz/.
-FUZZ_TARGETS := retry_after truncation_index link sanitize json
+# its input in build/fuzz/. fuzz_ljson embeds Lua 5.4 and loads Debian's lua-cjson
+# (its oracle) with require.
+FUZZ_TARGETS := retry_after truncation_index link sanitize json ljson
 FUZZ_SECONDS ?= 60
 FUZZ_FLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
               -D_GNU_SOURCE
@@ -107,8 +108,8 @@ fuzz: deps
 	$(call apt_install,clang libclang-rt-14-dev)
 	@mkdir -p build/fuzz
 	@set -e; for t in $(FUZZ_TARGETS); do \
-	  clang $(FUZZ_FLAGS) -Icsrc csrc/fuzz/fuzz_$$t.c csrc/headers.c csrc/json.c \
-	    -o build/fuzz/fuzz_$$t; \
+	  clang $(FUZZ_FLAGS) -Icsrc $$(pkg-config --cflags lua5.4) csrc/fuzz/fuzz_$$t.c \
+	    csrc/headers.c csrc/json.c csrc/ljson.c -o build/fuzz/fuzz_$$t $$(pkg-config --libs lua5.4); \
 	  mkdir -p build/fuzz/corpus_$$t; \
 	  echo "== fuzz_$$t for $(FUZZ_SECONDS) s"; \
 	  rc=0; (cd build/fuzz && ./fuzz_$$t -max_total_time=$(FUZZ_SECONDS) \
