@@ -13,9 +13,10 @@ DEB_PACKAGES := lua5.4 liblua5.4-dev libluajit2-5.1-dev luajit2 libcurl4-openssl
                 lua-cjson lua-busted lua-check nginx libnginx-mod-http-lua openssl curl \
                 unzip ca-certificates gcc make pkg-config luarocks lua5.1 liblua5.1-0-dev \
                 lua-argparse util-linux procps zip
-BENCH_PACKAGES := wrk
+BENCH_PACKAGES := wrk python3 valgrind
 
 .PHONY: all deps bench-deps build test valgrind asan fuzz lint demo bench bench-sandbox bench-client \
+        bench-listing \
         install uninstall clean
 
 all: build
@@ -122,7 +123,7 @@ fuzz: deps
 
 lint: deps
 	luacheck --no-color .
-	bash -n bin/as2g-sandbox .ci/run bench/*.sh
+	bash -n bin/as2g-sandbox .ci/run bench/*.sh bench/listing/*.sh
 
 # Lua 5.4 with this checkout's modules and core first on the paths.
 LUA_ENV := LUA_PATH="$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;;" \
@@ -132,7 +133,7 @@ LUA_ENV := LUA_PATH="$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;;" \
 demo: build
 	bin/as2g-sandbox run -- env $(LUA_ENV) $(LUA) examples/quickstart.lua
 
-bench: bench-sandbox bench-client
+bench: bench-sandbox bench-client bench-listing
 
 bench-sandbox: bench-deps
 	bench/sandbox_throughput.sh
@@ -143,6 +144,11 @@ bench-client: build
 	bin/as2g-sandbox run -- $(LUA) bench/memory.lua
 	bin/as2g-sandbox run -- $(LUA) bench/ratelimit.lua
 	bin/as2g-sandbox run -- $(LUA) bench/resources.lua
+
+# Listing speed and transfers against peers on one loopback nginx of its own
+# (bench/listing/run.sh: Python, C libcurl + lua-cjson, curl; callgrind counts).
+bench-listing: build bench-deps
+	bench/listing/run.sh
 
 # Installs the Lua 5.4 build under lib/lua/5.4 and the LuaJIT build (OpenResty)
 # under lib/lua/5.1, the Lua modules beside each, and the tools.
