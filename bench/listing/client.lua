@@ -15,12 +15,8 @@ local core = require "as2gateway.core"
 local mode = arg[1]
 local now = core.now
 
-local function peak_kb()
-  for line in io.lines("/proc/self/status") do
-    local kb = line:match("^VmHWM:%s+(%d+)")
-    if kb then return tonumber(kb) end
-  end
-end
+local status_kb = require "proc_status"
+local function peak_kb() return status_kb("VmHWM") end
 
 local function new_client(base, ca)
   return as2gateway.new { url = base, token = "bench-token", rate_limit = false,

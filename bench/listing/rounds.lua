@@ -13,11 +13,10 @@ local PAGE, BLOB = DIR .. "/www/page.json", DIR .. "/www/blob.bin"
 
 local function q(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
 
+local PATHS = "env LUA_PATH='./bench/?.lua;./lua/?.lua;./lua/?/init.lua;;' "
 local OURS = {
-  lua54 = "env LUA_PATH='./lua/?.lua;./lua/?/init.lua;;' LUA_CPATH='./build/lua54/?.so;;' "
-    .. "lua5.4 bench/listing/client.lua",
-  luajit = "env LUA_PATH='./lua/?.lua;./lua/?/init.lua;;' LUA_CPATH='./build/luajit/?.so;;' "
-    .. "luajit bench/listing/client.lua",
+  lua54 = PATHS .. "LUA_CPATH='./build/lua54/?.so;;' lua5.4 bench/listing/client.lua",
+  luajit = PATHS .. "LUA_CPATH='./build/luajit/?.so;;' luajit bench/listing/client.lua",
 }
 local PEER = { lua54 = q(DIR .. "/peer-lua54"), luajit = q(DIR .. "/peer-luajit") }
 local PY = "python3 bench/listing/peer.py"
