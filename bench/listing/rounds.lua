@@ -8,8 +8,11 @@
 local DIR, CA = os.getenv("BENCH_DIR"), os.getenv("BENCH_CA")
 local HTTP, HTTPS = os.getenv("BENCH_HTTP"), os.getenv("BENCH_HTTPS")
 local ROUNDS = tonumber(os.getenv("BENCH_ROUNDS") or "9")
-local LISTINGS, DECODES, TRANSFERS = 300, 1000, 10
+local LISTINGS, DECODES, TRANSFERS = 300, 1000, 20
 local PAGE, BLOB = DIR .. "/www/page.json", DIR .. "/www/blob.bin"
+-- BENCH_ONLY=transfers (or listings, decode, callgrind; comma-separated) runs a part
+local ONLY = os.getenv("BENCH_ONLY")
+local function part(name) return not ONLY or ONLY:find(name, 1, true) end
 
 local function q(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
 
@@ -130,24 +133,28 @@ local function listing_table(scheme, base)
   say("")
 end
 
-listing_table("http", HTTP)
-listing_table("https", HTTPS)
+if part("listings") then
+  listing_table("http", HTTP)
+  listing_table("https", HTTPS)
+end
 
-io.stderr:write("decode only\n")
-local page = q(PAGE)
-local dgroup = {
-  R("ljson (ours), Lua 5.4", "%s decode %s %d", OURS.lua54, page, DECODES),
-  R("lua-cjson + the old walk, Lua 5.4", "%s decode-old %s %d", OURS.lua54, page, DECODES),
-  R("lua-cjson, Lua 5.4", "%s decode %s %d", PEER.lua54, page, DECODES),
-  R("Python json", "%s decode %s %d", PY, page, DECODES),
-  R("ljson (ours), LuaJIT", "%s decode %s %d", OURS.luajit, page, DECODES),
-  R("lua-cjson, LuaJIT", "%s decode %s %d", PEER.luajit, page, DECODES),
-}
-local dsecs = rounds(dgroup)
-say("| decode only (the page, in memory) | median µs per decode |")
-say("|---|---:|")
-for _, r in ipairs(dgroup) do say("| %s | %.0f |", r.name, median(dsecs[r.name]) * 1e6) end
-say("")
+if part("decode") then
+  io.stderr:write("decode only\n")
+  local page = q(PAGE)
+  local dgroup = {
+    R("ljson (ours), Lua 5.4", "%s decode %s %d", OURS.lua54, page, DECODES),
+    R("lua-cjson + the old walk, Lua 5.4", "%s decode-old %s %d", OURS.lua54, page, DECODES),
+    R("lua-cjson, Lua 5.4", "%s decode %s %d", PEER.lua54, page, DECODES),
+    R("Python json", "%s decode %s %d", PY, page, DECODES),
+    R("ljson (ours), LuaJIT", "%s decode %s %d", OURS.luajit, page, DECODES),
+    R("lua-cjson, LuaJIT", "%s decode %s %d", PEER.luajit, page, DECODES),
+  }
+  local dsecs = rounds(dgroup)
+  say("| decode only (the page, in memory) | median µs per decode |")
+  say("|---|---:|")
+  for _, r in ipairs(dgroup) do say("| %s | %.0f |", r.name, median(dsecs[r.name]) * 1e6) end
+  say("")
+end
 
 local function transfer_table(scheme, base)
   io.stderr:write(("transfers over %s\n"):format(scheme:upper()))
@@ -191,12 +198,14 @@ local function transfer_table(scheme, base)
   say("")
 end
 
-transfer_table("http", HTTP)
-transfer_table("https", HTTPS)
+if part("transfers") then
+  transfer_table("http", HTTP)
+  transfer_table("https", HTTPS)
+end
 
 -- Instructions per listing: callgrind over 10 and over 40 listings, the difference
 -- divided by 30 (start-up and warm-up cancel out).
-if os.execute("command -v valgrind >/dev/null") and os.getenv("BENCH_CALLGRIND") ~= "0" then
+if part("callgrind") and os.execute("command -v valgrind >/dev/null") then
   io.stderr:write("instruction counts (callgrind)\n")
   local function instructions(command)
     -- through env(1) into the interpreter: the count is the last program's

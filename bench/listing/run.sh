@@ -5,6 +5,8 @@
 # upload sink; builds the C peer for Lua 5.4 and for LuaJIT; then rounds.lua runs the
 # interleaved rounds and prints the table. Nothing but loopback is used.
 #   bench/listing/run.sh [ROUNDS]       (after make build; make bench runs it)
+# BENCH_ONLY=listings,decode,transfers,callgrind picks parts; BENCH_RUN=CMD runs CMD
+# instead of the rounds, with the BENCH_* variables set (to try things by hand).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 rounds=${1:-9}
@@ -119,4 +121,4 @@ done
 
 BENCH_DIR=$dir BENCH_CA=$dir/cert.pem BENCH_ROUNDS=$rounds \
 BENCH_HTTP=http://127.0.0.1:$http_port/v1 BENCH_HTTPS=https://127.0.0.1:$https_port/v1 \
-  lua5.4 bench/listing/rounds.lua
+  ${BENCH_RUN:-lua5.4 bench/listing/rounds.lua}
