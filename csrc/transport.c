@@ -146,9 +146,9 @@ int a2g_transport_start(a2g_transport *t, a2g_xfer *x, a2g_error *err)
             curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, x->method);
     }
     /* Large bodies move in large pieces: fewer read, send and recv calls than with
-     * libcurl's defaults (64 KiB up, 16 KiB down; measured on loopback: an eighth of
-     * the sends, a quarter of the receives) and fewer calls into a Lua sink, which
-     * is what kept downloads to a sink below plain C libcurl (bench/listing). Not for
+     * libcurl's defaults (64 KiB up, 16 KiB down; measured on loopback over HTTP: an
+     * eighth of the sends, a quarter of the receives; bench/listing). The write
+     * callback still gets at most 16 KiB at a time (CURL_MAX_WRITE_SIZE). Not for
      * JSON answers: each of them would allocate the larger buffer. */
     if (has_body && (x->source->size < 0 || x->source->size > BIG_BODY))
         curl_easy_setopt(e, CURLOPT_UPLOAD_BUFFERSIZE, UPLOAD_BUFFER);
