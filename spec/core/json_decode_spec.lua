@@ -183,7 +183,8 @@ describe("core.decode_json", function()
   it("gives the values lua-cjson plus the old normalising walk gave, on a real listing", function()
     h.reset()
     for i = 1, 30 do
-      h.inbound { station = "ACME-AS2", partner = "GLOBEX-AS2", subject = i % 3 == 0 and "" or "S" .. i,
+      h.inbound { station = "ACME-AS2", partner = "GLOBEX-AS2",
+        subject = i % 3 == 0 and "" or "S" .. i, -- "": no subject, the field absent
         attachments = { { name = "f" .. i .. ".edi", size = 100 + i } } }
     end
     local body = h.api("GET", "/message/received", { query = { pageLength = 100 } }).body
@@ -196,10 +197,13 @@ describe("core.decode_json", function()
     local mine, old = decode(body), normalize(cjson.decode(body))
     assert.are.same(old, mine)
     assert.are.equal(32, #mine.records) -- 30 and the 2 seeded Production ones
+    local absent = 0
     for _, m in ipairs(mine.records) do
       if INTEGERS then assert.are.equal("integer", math.type(m.persistedTimestamp)) end
       assert.is_table(m.attachments)
+      if m.subject == nil then absent = absent + 1 end
     end
+    assert.are.equal(10, absent) -- every third of the 30 has no subject field at all
     h.reset()
   end)
 end)
