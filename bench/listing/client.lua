@@ -48,23 +48,8 @@ if mode == "list" then
   end)
 elseif mode == "decode" or mode == "decode-old" then
   local text, decode = read(arg[2]), core.decode_json
-  if mode == "decode-old" then -- lua-cjson, then init.lua's walk as it was before ljson.c
-    local cjson, tointeger = require "cjson", math.tointeger
-    local function normalize(v)
-      if not tointeger then return v end
-      if type(v) == "number" then return tointeger(v) or v end
-      if type(v) == "table" then
-        for k, x in pairs(v) do
-          if type(x) == "number" then
-            local i = tointeger(x)
-            if i then v[k] = i end
-          elseif type(x) == "table" then
-            normalize(x)
-          end
-        end
-      end
-      return v
-    end
+  if mode == "decode-old" then -- lua-cjson, then the walk init.lua ran before ljson.c
+    local cjson, normalize = require "cjson", require("as2gateway.util").integers
     decode = function(s) return normalize(cjson.decode(s)) end
   end
   per = timed(tonumber(arg[3]), function() assert(decode(text)) end)

@@ -188,12 +188,7 @@ describe("core.decode_json", function()
         attachments = { { name = "f" .. i .. ".edi", size = 100 + i } } }
     end
     local body = h.api("GET", "/message/received", { query = { pageLength = 100 } }).body
-    local function normalize(x) -- the walk init.lua ran until ljson.c replaced it
-      if not INTEGERS then return x end
-      if type(x) == "number" then return math.tointeger(x) or x end
-      if type(x) == "table" then for k, y in pairs(x) do x[k] = normalize(y) end end
-      return x
-    end
+    local normalize = require("as2gateway.util").integers -- the walk json_call ran
     local mine, old = decode(body), normalize(cjson.decode(body))
     assert.are.same(old, mine)
     assert.are.equal(32, #mine.records) -- 30 and the 2 seeded Production ones
