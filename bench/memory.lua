@@ -10,12 +10,8 @@ local core = require "as2gateway.core"
 
 local SIZE = 10 * 1024 * 1024
 
-local function peak_kb()
-  for line in io.lines("/proc/self/status") do
-    local kb = line:match("^VmHWM:%s+(%d+)")
-    if kb then return tonumber(kb) end
-  end
-end
+local status_kb = require "proc_status"
+local function peak_kb() return status_kb("VmHWM") end
 
 local control = require "sandbox_control"
 

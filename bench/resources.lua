@@ -30,12 +30,8 @@ local PID = (function()
   return pid
 end)()
 
-local function rss_kb()
-  for line in io.lines("/proc/self/status") do
-    local kb = line:match("^VmRSS:%s+(%d+)")
-    if kb then return tonumber(kb) end
-  end
-end
+local status_kb = require "proc_status"
+local function rss_kb() return status_kb("VmRSS") end
 
 -- Open descriptors, as ls sees them from outside; the pipe io.popen reads ls through
 -- is one of them, at every reading alike.

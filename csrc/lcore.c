@@ -14,14 +14,12 @@
 
 #include "client.h"
 #include "headers.h"
+#include "ljson.h"
 #include "lutil.h"
 
 #define CLIENT_MT "as2gateway.core.client"
 #define REQUEST_MT "as2gateway.core.request"
 #define ERROR_MT "as2gateway.error"
-
-/* registry field holding cjson.safe.decode (per Lua state) */
-#define DECODE_KEY "as2gateway.core.decode"
 
 typedef struct lrequest lrequest;
 
@@ -903,16 +901,16 @@ static int push_result(lua_State *L, lrequest *lr)
     } else if (r->sink.kind == A2G_SINK_MEMORY) {
         const char *data = r->sink.mem.data ? r->sink.mem.data : "";
         if (lr->json) {
-            lua_getfield(L, LUA_REGISTRYINDEX, DECODE_KEY);
-            lua_pushlstring(L, data, r->sink.mem.len);
-            lua_call(L, 1, 2);
-            if (lua_isnil(L, -2)) {
-                lua_pop(L, 3);
+            /* THE place where answers become Lua values: ljson.c, straight from the
+             * bytes (no cjson, no normalising walk in Lua) */
+            a2g_json_limits limits = { lr->owner->c->max_json, A2G_JSON_MAX_DEPTH };
+            char why[160];
+            if (a2g_push_json(L, data, r->sink.mem.len, &limits, why, sizeof why) != 0) {
+                lua_pop(L, 1);
                 a2g_error e;
-                a2g_fail(&e, A2G_PROTOCOL, r->status, "the answer is not valid JSON");
+                a2g_fail(&e, A2G_PROTOCOL, r->status, "the answer is not valid JSON: %s", why);
                 return push_fail(L, &e);
             }
-            lua_pop(L, 1);
             lua_setfield(L, -2, "json");
         } else {
             lua_pushlstring(L, data, r->sink.mem.len);
@@ -1154,12 +1152,6 @@ __attribute__((visibility("default"))) int luaopen_as2gateway_core(lua_State *L)
             return luaL_error(L, "as2gateway.core: libcurl failed to initialise");
         curl_ready = 1;
     }
-    lua_getglobal(L, "require");
-    lua_pushliteral(L, "cjson.safe");
-    lua_call(L, 1, 1);
-    lua_getfield(L, -1, "decode");
-    lua_setfield(L, LUA_REGISTRYINDEX, DECODE_KEY);
-    lua_pop(L, 1);
     a2g_new_class(L, CLIENT_MT, client_methods, l_client_close, l_client_tostring);
     a2g_new_class(L, REQUEST_MT, request_methods, l_request_close, NULL);
     luaL_newmetatable(L, ERROR_MT);
@@ -1174,6 +1166,7 @@ __attribute__((visibility("default"))) int luaopen_as2gateway_core(lua_State *L)
 
     luaL_newlib(L, functions);
     a2g_open_util(L);
+    a2g_open_json(L);
     lua_createtable(L, A2G_KIND_COUNT - 1, 0);
     for (int k = 1; k < A2G_KIND_COUNT; k++) {
         lua_pushstring(L, a2g_kind_name((a2g_kind)k));

@@ -8,6 +8,9 @@
 #include <string.h>
 
 #define ERRBODY_LIMIT (64 * 1024)
+#define BIG_BODY (1024 * 1024)          /* request bodies above this ... */
+#define UPLOAD_BUFFER (512L * 1024)     /* ... go out in pieces of this size */
+#define DOWNLOAD_BUFFER (256L * 1024)   /* answers to files and sinks come in these */
 
 static char *dup_or_null(const char *s)
 {
@@ -142,6 +145,15 @@ int a2g_transport_start(a2g_transport *t, a2g_xfer *x, a2g_error *err)
         if (strcmp(x->method, "POST") != 0)
             curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, x->method);
     }
+    /* Large bodies move in large pieces: fewer read, send and recv calls than with
+     * libcurl's defaults (64 KiB up, 16 KiB down; measured on loopback over HTTP: an
+     * eighth of the sends, a quarter of the receives; bench/listing). The write
+     * callback still gets at most 16 KiB at a time (CURL_MAX_WRITE_SIZE). Not for
+     * JSON answers: each of them would allocate the larger buffer. */
+    if (has_body && (x->source->size < 0 || x->source->size > BIG_BODY))
+        curl_easy_setopt(e, CURLOPT_UPLOAD_BUFFERSIZE, UPLOAD_BUFFER);
+    if (x->sink && x->sink->kind != A2G_SINK_MEMORY)
+        curl_easy_setopt(e, CURLOPT_BUFFERSIZE, DOWNLOAD_BUFFER);
     if (x->sink && a2g_sink_open(x->sink, err) != 0)
         return -1;
     if (curl_multi_add_handle(t->multi, e) != CURLM_OK)

@@ -37,7 +37,7 @@ build = {
         "csrc/buf.c", "csrc/error.c", "csrc/json.c", "csrc/headers.c", "csrc/url.c",
         "csrc/ratelimit.c", "csrc/auth.c", "csrc/stream.c", "csrc/transport.c",
         "csrc/client.c", "csrc/fs.c", "csrc/lock.c", "csrc/sha256.c", "csrc/unzip.c",
-        "csrc/lcore.c", "csrc/lutil.c",
+        "csrc/lcore.c", "csrc/lutil.c", "csrc/ljson.c",
       },
       defines = { "_GNU_SOURCE" },
       incdirs = { "$(CURL_INCDIR)", "$(ZIP_INCDIR)" },
