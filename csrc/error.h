@@ -18,7 +18,8 @@
     X(IO,              "io",              "local file error")                         \
     X(CALLBACK,        "callback",        "a callback raised an error")               \
     X(REDIRECT,        "redirect",        "redirect refused")                         \
-    X(LOCKED,          "locked",          "held by another process")
+    X(LOCKED,          "locked",          "held by another process")                  \
+    X(INTERRUPTED,     "interrupted",     "interrupted (Ctrl-C)")
 
 typedef enum a2g_kind {
 #define A2G_KIND_ENUM(id, name, text) A2G_##id,

@@ -14,6 +14,7 @@
 
 #include "client.h"
 #include "headers.h"
+#include "interrupt.h"
 #include "lutil.h"
 
 #define CLIENT_MT "as2gateway.core.client"
@@ -963,9 +964,22 @@ static int sleep_ms(lua_State *L, lclient *lc, int64_t ms)
         return lua_pcall(L, 1, 0, 0); /* no transfer is in flight here */
     }
     struct timespec ts = { (time_t)(ms / 1000), (long)(ms % 1000) * 1000000L };
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR && !a2g_interrupt_pending())
         ;
     return 0;
+}
+
+/* Ends a blocking request that a trapped SIGINT interrupted: its transfer stopped, a
+ * partial download removed; a send that may have reached the gateway says so. */
+static int interrupted(lua_State *L, lrequest *lr)
+{
+    int sent = lr->r->is_send && lr->r->xfer.request_bytes > 0;
+    request_close(L, lr);
+    a2g_error e;
+    a2g_fail(&e, A2G_INTERRUPTED, 0, "%s", sent ? "interrupted after the message went out: "
+             "it may have been enqueued; check the queued and sent lists before sending it "
+             "again" : "interrupted");
+    return push_fail(L, &e);
 }
 
 /* Runs a request to its end, blocking; sleeps through the `sleep` hook. The blocking
@@ -976,6 +990,8 @@ static int run(lua_State *L, int req)
 {
     lrequest *lr = check_request(L, req);
     for (;;) {
+        if (a2g_interrupt_pending()) /* Ctrl-C in a host that traps it (interrupt.h) */
+            return interrupted(L, lr);
         int64_t ms = 0;
         a2g_step s = a2g_request_step(lr->r, 1000, &ms);
         if (lr->owner->hook_error_ref != LUA_NOREF) {
