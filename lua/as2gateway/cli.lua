@@ -13,7 +13,7 @@ local M = {}
 -- Exit codes (documented in `as2g --help` and in the README).
 local EXIT = {
   ok = 0, failure = 1, usage = 2, auth = 3, notfound = 4, ratelimited = 5,
-  network = 6, unknown_outcome = 7, locked = 8,
+  network = 6, unknown_outcome = 7, locked = 8, interrupted = 130,
 }
 M.EXIT = EXIT
 
@@ -21,6 +21,7 @@ local BY_KIND = {
   auth = EXIT.auth, notfound = EXIT.notfound, ratelimited = EXIT.ratelimited,
   network = EXIT.network, tls = EXIT.network, timeout = EXIT.network,
   redirect = EXIT.network, unknown_outcome = EXIT.unknown_outcome, locked = EXIT.locked,
+  interrupted = EXIT.interrupted,
 }
 
 local EXIT_HELP = [[
@@ -34,6 +35,7 @@ Exit codes:
   6  network, TLS or timeout failure
   7  outcome of a send unknown: it may have been enqueued; check before resending
   8  another `as2g inbox` (or drain) is running in the same folder
+130 interrupted (Ctrl-C): nothing is left under a final name; `inbox` resumes next run
 
 Configuration: AS2G_URL, AS2G_USERNAME, AS2G_PASSWORD, AS2G_CA in the environment,
 or a config file ($AS2G_CONFIG, default ~/.config/as2g/config) with [NAME] sections
@@ -191,13 +193,20 @@ end
 local function prompt_password(cfg)
   local tty = io.open("/dev/tty", "r")
   if not tty then return nil end
+  -- the terminal's settings, given back as they were however the prompt ends (Ctrl-C
+  -- included: the read then returns, SIGINT being trapped)
+  local p = io.popen("stty -g < /dev/tty 2>/dev/null")
+  local saved = p and p:read("l")
+  if p then p:close() end
   -- echo off before the prompt shows: what is typed (or pasted) after it never echoes
   os.execute("stty -echo < /dev/tty 2>/dev/null")
   stderr:write(("Password for %s at %s: "):format(cfg.username, cfg.url))
   local pw = tty:read("l")
-  os.execute("stty echo < /dev/tty 2>/dev/null")
+  os.execute((saved and saved:match("^[%w:]+$")) and ("stty " .. saved .. " < /dev/tty 2>/dev/null")
+    or "stty echo < /dev/tty 2>/dev/null")
   stderr:write("\n")
   tty:close()
+  if core.interrupted() then return nil end
   return pw
 end
 
@@ -422,8 +431,14 @@ function commands.inbox(ctx)
         .. "sh -c %s as2g-exec %s 1>&2")
         :format(shell_quote(message.as2MessageId), shell_quote(message.receiverId or ""),
           shell_quote(message.subject or ""), shell_quote(a.exec), table.concat(quoted, " "))
+      if core.interrupted() or ctx.interrupted then return false end
       stdout:flush()
-      local ok = os.execute(cmd)
+      -- Ctrl-C reaches the command (it shares the terminal), while as2g waits with SIGINT
+      -- ignored: a command that died of it stops the whole run
+      local ok, how, status = os.execute(cmd)
+      if (how == "signal" and status == 2) or (how == "exit" and status == 130) then
+        ctx.interrupted = true
+      end
       return ok == true
     end
   end
@@ -442,7 +457,17 @@ function commands.inbox(ctx)
         return true
       end }
     local s = summary or partial
-    if s then
+    local stopped = core.interrupted() or ctx.interrupted
+    if s and stopped then
+      -- what was done is reported; the rest is left, unfinished, for the next run
+      for _, id in ipairs(order) do
+        if not s.errors[id] then report_message(a, id, seen[id]) end
+      end
+      stdout:flush()
+      say(("%d new message(s), %d done before the interrupt; the rest is left for the next "
+        .. "run"):format(s.messages, s.done))
+      return EXIT.interrupted
+    elseif s then
       for _, id in ipairs(order) do report_message(a, id, seen[id], s.errors[id]) end
       local failed = {}
       for id in pairs(s.errors) do
@@ -459,6 +484,7 @@ function commands.inbox(ctx)
     check(summary, derr)
     if not a.watch or (a.max_runs and runs >= tonumber(a.max_runs)) then break end
     ctx.client.sleep(math.max(interval, 2))
+    if core.interrupted() then return EXIT.interrupted end
   end
   return code
 end
@@ -673,6 +699,9 @@ end
 
 --- Runs the tool; returns the exit code.
 function M.main(argv, prog, bindir)
+  -- Ctrl-C ends the core's waits with kind "interrupted" instead of killing the process
+  -- mid-transfer (or going unnoticed until a transfer ends): see csrc/interrupt.h
+  core.trap_interrupts()
   local parser = build_parser(prog or "as2g")
   local ok, args = parser:pparse(argv)
   if not ok then
@@ -697,6 +726,7 @@ function M.main(argv, prog, bindir)
   opts.password = cfg.password
   if not opts.password and (not opts.token or args.command == "login") then
     opts.password = prompt_password(cfg)
+    if core.interrupted() then say("as2g: interrupted") return EXIT.interrupted end
     if not opts.password then
       say("as2g: no password: set AS2G_PASSWORD, put it in the config file, or run "
         .. "from a terminal (or `as2g login` first)")
@@ -721,6 +751,10 @@ function M.main(argv, prog, bindir)
     save_token(cfg, token, expiry)
   end
   client:close()
+  if core.interrupted() or ctx.interrupted then
+    say("as2g: interrupted")
+    return EXIT.interrupted
+  end
   if not ran then
     if getmetatable(result) ~= Fail then error(result, 0) end
     if result.err then say("as2g: ", tostring(result.err)) end

@@ -84,6 +84,31 @@ function M.spawn(home, args, opts)
   return job
 end
 
+--- Runs a shell command line in a terminal of its own: a detached tmux session on a
+--- private server (its socket under `dir`). Returns {screen = fn() -> text,
+--- keys = fn(...) (tmux send-keys), wait = fn(text, timeout) (until the screen shows
+--- it), kill = fn()}.
+function M.tmux(dir, cmdline)
+  local sock = dir .. "/tmux.sock"
+  local function tmux(args)
+    return capture("tmux -S " .. h.quote(sock) .. " " .. args .. " 2>&1")
+  end
+  tmux("new-session -d -x 160 -y 40 -s t " .. h.quote(cmdline))
+  local t = {}
+  function t.screen() return tmux("capture-pane -p -t t") end
+  function t.keys(...)
+    local words = {}
+    for i, k in ipairs { ... } do words[i] = h.quote(k) end
+    tmux("send-keys -t t " .. table.concat(words, " "))
+  end
+  function t.wait(text, timeout)
+    return h.wait_until(function() return t.screen():find(text, 1, true) end, timeout or 30,
+      "the terminal did not show '" .. text .. "'")
+  end
+  function t.kill() tmux("kill-server") end
+  return t
+end
+
 --- Injects `n` inbound messages alike through ONE curl process (its `--next` blocks
 --- reuse one connection): much faster than n h.inbound calls.
 function M.inject(n, msg)
