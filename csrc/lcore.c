@@ -52,7 +52,15 @@ struct lrequest {
 static int error_tostring(lua_State *L)
 {
     lua_getfield(L, 1, "kind");
-    lua_getfield(L, 1, "message");
+    lua_getfield(L, 1, "context"); /* "kind: context: message", when there is one */
+    if (lua_type(L, -1) == LUA_TSTRING) {
+        lua_pushliteral(L, ": ");
+        lua_getfield(L, 1, "message");
+        lua_concat(L, 3);
+    } else {
+        lua_pop(L, 1);
+        lua_getfield(L, 1, "message");
+    }
     lua_getfield(L, 1, "status");
     if (lua_tointeger(L, -1) > 0)
         lua_pushfstring(L, "as2gateway: %s: %s (HTTP %d)", lua_tostring(L, -3),
@@ -81,6 +89,10 @@ static int push_fail(lua_State *L, const a2g_error *err)
 {
     lua_pushnil(L);
     push_error(L, a2g_kind_name(err->kind), err->message, err->status);
+    if (err->context[0]) {
+        lua_pushstring(L, err->context);
+        lua_setfield(L, -2, "context");
+    }
     return 2;
 }
 
@@ -241,7 +253,7 @@ static void hook_log(void *ud, const a2g_event *ev)
     if (ev->status)
         set_int(L, "status", ev->status);
     set_int(L, "attempt", ev->attempt);
-    if (ev->duration_ms) {
+    if (ev->duration_ms || strcmp(ev->event, "response") == 0) { /* 0: under 1 ms */
         lua_pushnumber(L, (lua_Number)ev->duration_ms / 1000.0);
         lua_setfield(L, -2, "duration");
     }
