@@ -37,11 +37,14 @@ Exit codes:
   8  another `as2g inbox` (or drain) is running in the same folder
 130 interrupted (Ctrl-C): nothing is left under a final name; `inbox` resumes next run
 
-Configuration: AS2G_URL, AS2G_USERNAME, AS2G_PASSWORD, AS2G_CA in the environment,
-or a config file ($AS2G_CONFIG, default ~/.config/as2g/config) with [NAME] sections
-of url/username/password/ca, chosen with --account NAME (default "default").
-The password is never taken from the command line: environment, config file, or a
-prompt without echo.]]
+Configuration, the first that gives a value wins: the options, then the environment,
+then the config file. The options: --url, --username, --ca, and --account NAME, whose
+[NAME] section of the config file counts as given on the command line. The
+environment: AS2G_URL, AS2G_USERNAME, AS2G_PASSWORD, AS2G_CA. The config file
+($AS2G_CONFIG, default ~/.config/as2g/config): [NAME] sections of url, username,
+password and ca; without --account, the section named by AS2G_ACCOUNT, else [default].
+A password goes with its own username only. It is never taken from the command line:
+environment, config file, or a prompt without echo.]]
 
 -- Output -------------------------------------------------------------------------
 
@@ -130,12 +133,27 @@ end
 
 -- Configuration -------------------------------------------------------------------
 
-local function home(path)
-  return (path:gsub("^~", os.getenv("HOME") or ""))
+-- A folder of the user's, from the environment: only an absolute path that is not the
+-- filesystem root counts (with HOME unset, "~/.cache" would be "/.cache").
+local function user_dir(name)
+  local v = os.getenv(name)
+  if v and v:sub(1, 1) == "/" and not v:match("^/+$") then return (v:gsub("/+$", "")) end
+  return nil
 end
 
+-- $XDG_<KIND>_HOME, else ~/<fallback>; nil when neither is known.
+local function base_dir(kind, fallback)
+  local xdg = user_dir("XDG_" .. kind .. "_HOME")
+  if xdg then return xdg end
+  local home = user_dir("HOME")
+  return home and home .. "/" .. fallback or nil
+end
+
+local NO_HOME = "HOME is not set (nor XDG_CACHE_HOME)"
+
 local function read_config(file, account)
-  local f = io.open(home(file), "r")
+  if not file then return {} end
+  local f = io.open(file, "r")
   if not f then return {} end
   local section, values, found = nil, {}, false
   for line in f:lines() do
@@ -160,14 +178,16 @@ local function fnv(s)
   return ("%08x"):format(h)
 end
 
+-- The token cache's folder and file; nil without a home (nothing is cached then).
 local function cache_path(cfg)
-  local base = os.getenv("XDG_CACHE_HOME") or home("~/.cache")
+  local base = base_dir("CACHE", ".cache")
+  if not base then return nil end
   return base .. "/as2g", base .. "/as2g/token-" .. fnv(cfg.url .. "\0" .. cfg.username)
 end
 
 local function read_token(cfg)
   local _, path = cache_path(cfg)
-  local f = io.open(path, "rb")
+  local f = path and io.open(path, "rb")
   if not f then return nil end
   local t = cjson.decode(f:read("a") or "")
   f:close()
@@ -180,6 +200,7 @@ end
 
 local function save_token(cfg, token, expiry)
   local dir, path = cache_path(cfg)
+  if not dir then return nil, core.error("io", "cannot cache the token: " .. NO_HOME) end
   -- every missing level ($XDG_CACHE_HOME need not exist yet)
   local sofar = dir:sub(1, 1) == "/" and "" or "."
   for part in dir:gmatch("[^/]+") do
@@ -210,23 +231,48 @@ local function prompt_password(cfg)
   return pw
 end
 
+local function getenv(name)
+  local v = os.getenv(name)
+  if v ~= "" then return v end
+end
+
+-- The account's settings, strongest first: the options (--url, --username, --ca, and
+-- the section named with --account, an explicit choice too); the environment
+-- (AS2G_URL, AS2G_USERNAME, AS2G_PASSWORD, AS2G_CA); the config file's section named by
+-- AS2G_ACCOUNT, else [default]. A password belongs to its layer's username: the
+-- environment's to AS2G_USERNAME (or to any username, when that is unset), a section's
+-- to the section's. cfg.from tells where each value came from (--verbose).
 local function resolve(args)
-  local account = args.account or os.getenv("AS2G_ACCOUNT") or "default"
-  local file = os.getenv("AS2G_CONFIG") or ((os.getenv("XDG_CONFIG_HOME") or "~/.config")
-    .. "/as2g/config")
+  local account = args.account or getenv("AS2G_ACCOUNT") or "default"
+  local dir = base_dir("CONFIG", ".config")
+  local file = getenv("AS2G_CONFIG") or (dir and dir .. "/as2g/config")
   local conf, found = read_config(file, account)
   if account ~= "default" and not found then -- asked for by name (option or environment)
-    return nil, ("no [%s] section in %s"):format(account, file)
+    return nil, file and ("no [%s] section in %s"):format(account, file)
+      or ("no [%s] section: no config file (HOME is not set; set AS2G_CONFIG)"):format(account)
   end
-  local username = args.username or os.getenv("AS2G_USERNAME") or conf.username
-  local cfg = {
-    url = args.url or os.getenv("AS2G_URL") or conf.url,
-    username = username,
-    -- the file's password belongs to the file's username only
-    password = os.getenv("AS2G_PASSWORD")
-      or (username == conf.username and conf.password or nil),
-    ca = args.ca or os.getenv("AS2G_CA") or conf.ca,
-  }
+  local section = { name = ("[%s] of %s"):format(account, tostring(file)), url = conf.url,
+    username = conf.username, password = conf.password, ca = conf.ca, own_password = true }
+  local options = { name = "the options", url = args.url, username = args.username,
+    ca = args.ca }
+  local env = { name = "the environment", url = getenv("AS2G_URL"),
+    username = getenv("AS2G_USERNAME"), password = getenv("AS2G_PASSWORD"),
+    ca = getenv("AS2G_CA") }
+  local layers = args.account and { options, section, env } or { options, env, section }
+  local cfg = { from = {} }
+  for _, key in ipairs { "url", "username", "ca" } do
+    for _, layer in ipairs(layers) do
+      if layer[key] then cfg[key], cfg.from[key] = layer[key], layer.name break end
+    end
+  end
+  for _, layer in ipairs(layers) do
+    local owner = layer.username
+    if layer.password and (owner == cfg.username or (owner == nil and not layer.own_password))
+    then
+      cfg.password, cfg.from.password = layer.password, layer.name
+      break
+    end
+  end
   if not cfg.url then return nil, "no gateway URL: set AS2G_URL, --url or a config file" end
   if not cfg.username then
     return nil, "no username: set AS2G_USERNAME, --username or a config file"
@@ -264,7 +310,7 @@ end
 
 function commands.logout(ctx)
   local _, path = cache_path(ctx.cfg)
-  local removed = os.remove(path) ~= nil
+  local removed = path ~= nil and os.remove(path) ~= nil
   if ctx.args.json then json_line { removed = removed } return end
   say(removed and "Token cache removed" or "No cached token")
 end
