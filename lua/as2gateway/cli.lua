@@ -462,6 +462,12 @@ local function report_message(a, id, m, e)
   end
 end
 
+-- What retrying cannot fix ends `inbox --watch`: refused credentials, a usage problem,
+-- another run holding the folder, Ctrl-C. Anything else (the network, the gateway's
+-- 5xx or 429, a full disk) is logged, and the next run comes after a backoff.
+local WATCH_ENDS = { auth = true, invalid = true, locked = true, interrupted = true }
+local WATCH_BACKOFF_CAP = 300
+
 function commands.inbox(ctx)
   local a = ctx.args
   local handler
@@ -489,7 +495,9 @@ function commands.inbox(ctx)
     end
   end
   local runs, interval = 0, tonumber(a.interval) or 30
-  local code = EXIT.ok
+  local code, failures = EXIT.ok, 0
+  -- a folder that cannot be made is no transient failure: said at once, watch or not
+  check(core.mkdir(a.to))
   while true do
     runs = runs + 1
     local seen, order = {}, {}
@@ -527,9 +535,18 @@ function commands.inbox(ctx)
         say(("%d new message(s), %d done, %d failed"):format(s.messages, s.done, s.failed))
       end
     end
-    check(summary, derr)
-    if not a.watch or (a.max_runs and runs >= tonumber(a.max_runs)) then break end
-    ctx.client.sleep(math.max(interval, 2))
+    local last = not a.watch or (a.max_runs and runs >= tonumber(a.max_runs))
+    local delay = math.max(interval, 2)
+    if summary or last or WATCH_ENDS[derr.kind] then
+      check(summary, derr)
+      failures = 0
+    else
+      failures = failures + 1
+      delay = math.min(delay * 2 ^ (failures - 1), math.max(delay, WATCH_BACKOFF_CAP))
+      say(("as2g: %s; trying again in %d s"):format(tostring(derr), math.floor(delay)))
+    end
+    if last then break end
+    ctx.client.sleep(delay)
     if core.interrupted() then return EXIT.interrupted end
   end
   return code
