@@ -198,15 +198,23 @@ local function read_token(cfg)
   return t
 end
 
-local function save_token(cfg, token, expiry)
-  local dir, path = cache_path(cfg)
-  if not dir then return nil, core.error("io", "cannot cache the token: " .. NO_HOME) end
-  -- every missing level ($XDG_CACHE_HOME need not exist yet)
+-- A folder and every missing level above it (mkdir -p): true, or nil and an error.
+local function mkdirs(dir)
   local sofar = dir:sub(1, 1) == "/" and "" or "."
   for part in dir:gmatch("[^/]+") do
     sofar = sofar .. "/" .. part
-    if not core.stat(sofar) then core.mkdir(sofar) end
+    if not core.stat(sofar) then
+      local ok, e = core.mkdir(sofar)
+      if not ok then return nil, e end
+    end
   end
+  return true
+end
+
+local function save_token(cfg, token, expiry)
+  local dir, path = cache_path(cfg)
+  if not dir then return nil, core.error("io", "cannot cache the token: " .. NO_HOME) end
+  mkdirs(dir) -- $XDG_CACHE_HOME need not exist yet
   return core.write_private(path, cjson.encode { url = cfg.url, username = cfg.username,
     token = token, expiry = expiry })
 end
@@ -398,18 +406,39 @@ function commands.show(ctx)
   end
 end
 
-local function target(a)
+-- Where a download goes: "-" (stdout), a folder (created when missing) when it must be
+-- one (a batch, --all) or is spelt as one (a trailing "/"), else a file or an existing
+-- folder, as the library decides. Checked before any transfer (the library checks a
+-- file path's folder and an existing file).
+local function target(a, folder)
   local to = a.to or "."
+  if to == "-" then
+    if folder then fail(nil, EXIT.usage, "--to - writes one attachment to stdout, not a batch")
+    end
+    if a.json then fail(nil, EXIT.usage, "--to - writes the data to stdout: leave out --json")
+    end
+    return to
+  end
+  if folder or to:sub(-1) == "/" then
+    check(mkdirs(to))
+    to = to:match("^(.-)/*$")
+    if to == "" then to = "/" end
+  end
   return to
+end
+
+-- Streams the answer to stdout (`--to -`).
+local function to_stdout()
+  return function(chunk) stdout:write(chunk) end
 end
 
 function commands.download(ctx)
   local a = ctx.args
   if #a.id > 1 then
     if a.kind ~= "received" then fail(nil, EXIT.usage, "a batch of IDs is for received") end
-    local dir = a.to or "."
+    local dir = target(a, true)
     local results, report = ctx.client:download_batch(a.id,
-      { to = dir, markAsRead = a.mark_read })
+      { to = dir, markAsRead = a.mark_read, overwrite = a.overwrite })
     check(results, report)
     local code = EXIT.ok
     for _, id in ipairs(a.id) do
@@ -428,9 +457,12 @@ function commands.download(ctx)
     end
     return code
   end
-  local opts = { to = target(a), markAsRead = a.mark_read, all = a.all,
-    index = tonumber(a.index) }
+  local to = target(a, a.all and a.to ~= "-")
+  local opts = { markAsRead = a.mark_read, all = a.all, index = tonumber(a.index),
+    overwrite = a.overwrite }
+  if to == "-" then opts.sink = to_stdout() else opts.to = to end
   local path = check(ctx.client:download(a.kind, a.id[1], opts))
+  if to == "-" then return end
   local paths = { path }
   if type(path) == "table" then paths = path end -- an extracted --all
   if a.json then json_line { paths = paths } return end
@@ -439,7 +471,11 @@ end
 
 function commands.mdn(ctx)
   local a = ctx.args
-  local path = check(ctx.client:mdn(a.kind, a.id, { to = target(a) }))
+  local to = target(a)
+  local opts = { overwrite = a.overwrite }
+  if to == "-" then opts.sink = to_stdout() else opts.to = to end
+  local path = check(ctx.client:mdn(a.kind, a.id, opts))
+  if to == "-" then return end
   if a.json then json_line { path = path } return end
   stdout:write(path, "\n")
 end
@@ -695,13 +731,18 @@ local function build_parser(prog)
   download:argument("id", "AS2 message ID (several: a batch into --to DIR)."):args("+")
   download:mutex(download:option("--index", "Attachment index (default 0)."):convert(count),
     download:flag("--all", "Every attachment."))
-  download:option("--to", "File or folder (default: the current folder).")
+  download:option("--to", "File or folder (default: the current folder); a trailing /, "
+    .. "--all or a batch: a folder, created if missing; - : stdout.")
   download:flag("--mark-read", "Received only: mark read.")
+  download:flag("--overwrite", "Replace existing files (default: name (2).ext, or exit 1 "
+    .. "for a file path).")
 
   local mdn = p:command("mdn", "Download the MDN of a message.")
   kind_arg(mdn, { "received", "sent" })
   mdn:argument("id", "AS2 message ID.")
-  mdn:option("--to", "File or folder (default: the current folder).")
+  mdn:option("--to", "File or folder (default: the current folder); a trailing /: a "
+    .. "folder, created if missing; - : stdout.")
+  mdn:flag("--overwrite", "Replace an existing file.")
 
   local inbox = p:command("inbox", "Drain unread received messages into a folder, exactly once.")
   inbox:option("--to", "Folder."):args(1):count(1)

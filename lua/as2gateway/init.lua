@@ -431,7 +431,11 @@ function Client:_fetch(kind, path, opts)
   end
   local into_dir = is_dir(opts.to)
   if into_dir and opts.all then
-    return require("as2gateway.batch").download_all(self, spec, opts.to)
+    return require("as2gateway.batch").download_all(self, spec, opts.to, opts.overwrite)
+  end
+  if not into_dir then -- before the transfer, not after it
+    local ok, err = require("as2gateway.util").check_target(opts.to, opts.overwrite)
+    if not ok then return nil, err end
   end
   if into_dir then
     spec.to_dir = opts.to

@@ -31,8 +31,7 @@ describe("as2g configuration", function()
   local MAIN, OTHER = { "ACME-AS2", "ACME-EU-AS2" }, { "UMBRELLA-AS2" }
 
   before_each(function()
-    h.reset()
-    home = S.home()
+    home = S.fresh()
   end)
 
   after_each(function()

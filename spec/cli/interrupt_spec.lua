@@ -7,10 +7,7 @@ describe("as2g interrupted", function()
   local home, dir, term
 
   before_each(function()
-    h.reset()
-    home = S.home()
-    dir = home.dir .. "/to"
-    S.capture("mkdir -p " .. h.quote(dir))
+    home, dir = S.fresh("to")
   end)
 
   after_each(function()

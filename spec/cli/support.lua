@@ -31,6 +31,16 @@ function M.home()
   return { dir = dir, cache = dir .. "/cache", config = dir .. "/config" }
 end
 
+--- A fresh start for a test: the sandbox reset, a private home, and (with `sub`) an
+--- empty folder of that name in it. Returns home, folder.
+function M.fresh(sub)
+  h.reset()
+  local home = M.home()
+  local dir = sub and home.dir .. "/" .. sub
+  if dir then capture("mkdir -p " .. h.quote(dir)) end
+  return home, dir
+end
+
 --- The shell words that run bin/as2g: `env`, the private XDG folders, the variables of
 --- opts.env (false unsets one), the tool and its (quoted) arguments.
 function M.command(home, args, opts)

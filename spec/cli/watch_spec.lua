@@ -7,8 +7,7 @@ describe("as2g inbox --watch", function()
   local home, to
 
   before_each(function()
-    h.reset()
-    home = S.home()
+    home = S.fresh()
     to = home.dir .. "/inbox"
   end)
 
