@@ -65,23 +65,40 @@ local function iso(ms)
   return os.date("!%Y-%m-%d %H:%M:%S", ms // 1000)
 end
 
---- Prints rows as aligned columns: `columns` = {{title, function(row) -> text}}.
+-- A cell's text: control characters as spaces, and each byte that is no part of a
+-- valid UTF-8 sequence as "?", so that widths count characters and a cut never splits
+-- a sequence.
+local function cell_text(v)
+  local text = tostring(v or ""):gsub("%c", " ")
+  if utf8.len(text) then return text end
+  return (text:gsub("[\0-\x7F\xC2-\xFD]?[\x80-\xBF]*", function(seq)
+    if seq == "" or utf8.len(seq) == 1 then return seq end
+    return ("?"):rep(utf8.len(seq) and 1 or #seq)
+  end))
+end
+
+--- Prints rows as aligned columns: `columns` = {{title, function(row) -> text}}. Widths
+--- are counted in characters (UTF-8), at most 60 a column; a longer text is cut, on a
+--- character boundary, and ends in "~".
 local function table_out(columns, rows)
   local widths, cells = {}, {}
-  for c, col in ipairs(columns) do widths[c] = #col[1] end
+  for c, col in ipairs(columns) do widths[c] = utf8.len(col[1]) end
   for r, row in ipairs(rows) do
     cells[r] = {}
     for c, col in ipairs(columns) do
-      local text = tostring(col[2](row) or ""):gsub("[%c]", " ")
+      local text = cell_text(col[2](row))
       cells[r][c] = text
-      if #text > widths[c] then widths[c] = math.min(#text, 60) end
+      widths[c] = math.max(widths[c], math.min(utf8.len(text), 60))
     end
   end
   local function line(values)
     local out = {}
     for c, v in ipairs(values) do
-      if #v > widths[c] then v = v:sub(1, widths[c] - 1) .. "~" end
-      out[c] = c < #values and v .. string.rep(" ", widths[c] - #v) or v
+      local n = utf8.len(v)
+      if n > widths[c] then
+        v, n = v:sub(1, utf8.offset(v, widths[c]) - 1) .. "~", widths[c]
+      end
+      out[c] = c < #values and v .. string.rep(" ", widths[c] - n) or v
     end
     stdout:write(table.concat(out, "  "), "\n")
   end
@@ -350,7 +367,16 @@ local function list_params(a)
     partnerType = a.partner_type, pageLength = tonumber(a.page_length),
   }
   if a.kind == "queued" then
+    -- the queued listing's one filter is query: the others would be ignored by it
+    for _, opt in ipairs { "partner", "station", "id", "subject" } do
+      if a[opt] then
+        fail(nil, EXIT.usage, ("--%s is no filter of the queued listing: use --query, "
+          .. "which matches partner, station, ID or subject"):format(opt))
+      end
+    end
     p.query = a.query
+  elseif a.query then
+    fail(nil, EXIT.usage, "--query is for queued (use --partner, --station, --id, --subject)")
   else
     p.partnerAS2Id, p.stationAS2Id, p.as2MessageId, p.subject =
       a.partner, a.station, a.id, a.subject
@@ -401,8 +427,11 @@ function commands.show(ctx)
     row(k, msg[k])
   end
   if msg.mdnMessage then row("mdnMessage", msg.mdnMessage.content) end
-  for i, att in ipairs(msg.attachments or {}) do
-    row(("attachment %d"):format(i - 1), ("%s (%d bytes)"):format(att.name, att.size))
+  for i, att in ipairs(type(msg.attachments) == "table" and msg.attachments or {}) do
+    -- a gateway may leave out an attachment's size (or name): shown as far as known
+    local size = math.tointeger(att.size)
+    row(("attachment %d"):format(i - 1), tostring(att.name or "?")
+      .. (size and (" (%d bytes)"):format(size) or ""))
   end
 end
 
@@ -601,6 +630,26 @@ function commands.wait(ctx)
   return code
 end
 
+commands["mark-unread"] = function(ctx)
+  local code
+  for _, id in ipairs(ctx.args.id) do
+    local ok, err = ctx.client:mark_unread(id)
+    if ctx.args.json then
+      json_line { as2MessageId = id, unread = ok ~= nil or nil,
+        error = err and { kind = err.kind, message = err.message } or nil }
+    elseif ok then
+      say("Marked unread: ", id)
+    else
+      say("as2g: ", id, ": ", tostring(err))
+    end
+    if not ok then
+      code = BY_KIND[err.kind] or EXIT.failure
+      if err.kind == "interrupted" then break end
+    end
+  end
+  return code
+end
+
 function commands.stop(ctx)
   local ack = check(ctx.client:stop(ctx.args.id))
   if ctx.args.json then json_line { as2MessageId = ctx.args.id, message = ack.message } return end
@@ -680,11 +729,49 @@ local function seconds(s)
   return nil, ("a number of seconds expected, got '%s'"):format(s)
 end
 
+-- An argument that must not be empty (an ID, an AS2 ID, a path): refused as a usage
+-- error here rather than raised by the library as misuse.
+local function nonempty(what)
+  return function(s)
+    if s ~= "" then return s end
+    return nil, what .. " must not be empty"
+  end
+end
+
+-- One example per command, shown by `as2g help COMMAND` (inbox has its own epilog).
+local EXAMPLES = {
+  login = "as2g --account prod login",
+  logout = "as2g logout",
+  send = 'as2g send ACME-AS2 GLOBEX-AS2 invoice.xml --subject "Invoice 1001" --wait',
+  ls = "as2g ls received --unread --all --json",
+  show = "as2g show received '<90766548.41.1573209810390@as2gateway.com>'",
+  download = 'as2g download received "$id" --all --to ./in/',
+  mdn = 'as2g mdn sent "$id" --to -',
+  wait = 'as2g wait "$(as2g send ACME-AS2 GLOBEX-AS2 po.edi)" --mdn',
+  stop = 'as2g stop "$id"',
+  retry = 'as2g retry "$id"',
+  ["mark-unread"] = 'as2g mark-unread "$id"',
+  rm = "as2g ls failed --all --json | lua5.4 -e 'for l in io.lines() do "
+    .. "print(require(\"cjson\").decode(l).as2MessageId) end' | as2g rm failed -",
+  partners = "as2g partners globex",
+  stations = "as2g --json stations",
+  sandbox = 'eval "$(as2g sandbox start)" && as2g ls received && as2g sandbox stop',
+  completion = "as2g completion bash > ~/.local/share/bash-completion/completions/as2g",
+  help = "as2g help inbox",
+}
+
 local function build_parser(prog)
   local p = argparse(prog, "Command-line client for the AS2 Gateway REST API v1.")
     :epilog(EXIT_HELP)
   p:command_target("command")
   p:add_help_command()
+  p:add_complete_command()
+  p:flag("--version", "Print the version and exit."):action(function()
+    stdout:write(("%s %s\n"):format(prog, as2gateway._VERSION))
+    os.exit(EXIT.ok)
+  end)
+  p:flag("-v --verbose", "Print each request, answer and retry on stderr (also "
+    .. "AS2G_DEBUG=1); never a secret.")
   p:option("--account", "Named section of the config file.")
   p:option("--url", "Gateway base URL (default $AS2G_URL).")
   p:option("--username", "Username (default $AS2G_USERNAME).")
@@ -695,9 +782,10 @@ local function build_parser(prog)
   p:command("logout", "Forget the cached token.")
 
   local send = p:command("send", "Send files to a partner as one AS2 message.")
-  send:argument("station", "AS2 ID of your station.")
-  send:argument("partner", "AS2 ID of the partner.")
+  send:argument("station", "AS2 ID of your station."):convert(nonempty("the station"))
+  send:argument("partner", "AS2 ID of the partner."):convert(nonempty("the partner"))
   send:argument("file", "File(s) to send (1 to 10, 10 MB in all)."):args("+")
+    :convert(nonempty("a file name"))
   send:option("--subject", "Message subject.")
   send:option("--partner-type", "production (default) or test."):choices { "production", "test" }
   send:option("--profile", "Message submission profile.")
@@ -715,20 +803,22 @@ local function build_parser(prog)
     "senderId", "subject" }
   ls:mutex(ls:flag("--asc", "Oldest first."), ls:flag("--desc", "Newest first (default)."))
   ls:option("--partner-type", "production (default) or test."):choices { "production", "test" }
-  ls:option("--partner", "Partner AS2 ID.")
-  ls:option("--station", "Station AS2 ID.")
-  ls:option("--id", "AS2 message ID.")
-  ls:option("--subject", "Subject.")
-  ls:option("--query", "Queued only: matches partner, station, ID or subject.")
+  ls:option("--partner", "Partner AS2 ID (not for queued: see --query).")
+  ls:option("--station", "Station AS2 ID (not for queued).")
+  ls:option("--id", "AS2 message ID (not for queued).")
+  ls:option("--subject", "Subject (not for queued).")
+  ls:option("--query", "Queued only (its one filter): matches partner, station, ID or "
+    .. "subject.")
 
   local show = p:command("show", "Show one message.")
   kind_arg(show, KINDS)
-  show:argument("id", "AS2 message ID.")
+  show:argument("id", "AS2 message ID."):convert(nonempty("an ID"))
   show:flag("--mark-read", "Received only: mark it read.")
 
   local download = p:command("download", "Download attachments: one, all, or a batch of IDs.")
   kind_arg(download, { "received", "sent" })
   download:argument("id", "AS2 message ID (several: a batch into --to DIR)."):args("+")
+    :convert(nonempty("an ID"))
   download:mutex(download:option("--index", "Attachment index (default 0)."):convert(count),
     download:flag("--all", "Every attachment."))
   download:option("--to", "File or folder (default: the current folder); a trailing /, "
@@ -739,13 +829,13 @@ local function build_parser(prog)
 
   local mdn = p:command("mdn", "Download the MDN of a message.")
   kind_arg(mdn, { "received", "sent" })
-  mdn:argument("id", "AS2 message ID.")
+  mdn:argument("id", "AS2 message ID."):convert(nonempty("an ID"))
   mdn:option("--to", "File or folder (default: the current folder); a trailing /: a "
     .. "folder, created if missing; - : stdout.")
   mdn:flag("--overwrite", "Replace an existing file.")
 
   local inbox = p:command("inbox", "Drain unread received messages into a folder, exactly once.")
-  inbox:option("--to", "Folder."):args(1):count(1)
+  inbox:option("--to", "Folder."):args(1):count(1):convert(nonempty("--to"))
   inbox:flag("--watch", "Keep polling.")
   inbox:option("--interval", "Seconds between polls with --watch (default 30).")
     :convert(seconds)
@@ -767,21 +857,26 @@ One run per folder at a time (a lock on TO).
 Exit: 0 every message done; 1 some message failed (the others are done); 8 another
 run holds TO; 3-6 the gateway could not be reached or refused us (nothing was lost).
 
-Example: as2g inbox --to ./inbox --exec 'import-edi "$@"' --watch --interval 60]])
+Example:
+  as2g inbox --to ./inbox --exec 'import-edi "$@"' --watch --interval 60]])
 
   local wait = p:command("wait", "Wait for a sent message's final state.")
-  wait:argument("id", "AS2 message ID or the Link of a send.")
+  wait:argument("id", "AS2 message ID or the Link of a send."):convert(nonempty("an ID"))
   wait:option("--timeout", "Seconds (default 300)."):convert(seconds)
   wait:option("--initial"):hidden(true):convert(seconds)
   wait:flag("--mdn", "Also wait for the MDN.")
 
   p:command("stop", "Stop retrying a queued message."):argument("id", "AS2 message ID.")
+    :convert(nonempty("an ID"))
   p:command("retry", "Resume retrying a stopped message."):argument("id", "AS2 message ID.")
+    :convert(nonempty("an ID"))
+  p:command("mark-unread", "Mark received messages unread again (as before --mark-read).")
+    :argument("id", "AS2 message IDs."):args("+"):convert(nonempty("an ID"))
 
   local rm = p:command("rm", "Delete messages (IDs, or - to read them from stdin).")
   rm:argument("kind", "received, sent, failed, queued or stopped.")
     :choices { "received", "sent", "failed", "queued", "stopped" }
-  rm:argument("id", "AS2 message IDs."):args("+")
+  rm:argument("id", "AS2 message IDs."):args("+"):convert(nonempty("an ID"))
 
   p:command("partners", "List partners."):argument("query", "Filter."):args("?")
   p:command("stations", "List stations."):argument("query", "Filter."):args("?")
@@ -790,7 +885,32 @@ Example: as2g inbox --to ./inbox --exec 'import-edi "$@"' --watch --interval 60]
   sandbox:handle_options(false)
   sandbox:argument("action", "start or stop"):choices { "start", "stop" }
   sandbox:argument("rest", "Options of as2g-sandbox."):args("*")
+  for _, cmd in ipairs(p._commands) do -- argparse keeps its commands there
+    local example = EXAMPLES[cmd._name]
+    if example then cmd:epilog("Example:\n  " .. example) end
+  end
   return p
+end
+
+local debug_traceback = debug.traceback
+
+-- --verbose: one line per event of the core's log (which never holds a secret).
+local function log_event(e)
+  local line
+  if e.event == "request" then
+    line = ("> %s %s (attempt %d)"):format(e.method, e.path, e.attempt or 1)
+  elseif e.event == "response" then
+    line = ("< %s in %.3f s%s"):format(e.status and tostring(e.status) or "no answer",
+      e.duration or 0, e.reason and (" (" .. e.reason .. ")") or "")
+  elseif e.event == "retry" then
+    line = ("retry in %.1f s (%s%s)"):format(e.delay or 0, tostring(e.reason),
+      e.status and (", HTTP " .. e.status) or "")
+  elseif e.event == "ratelimit_wait" then
+    line = ("rate limit: waiting %.1f s"):format(e.delay or 0)
+  else
+    line = e.event
+  end
+  stderr:write("as2g: ", line, "\n")
 end
 
 local function sandbox_command(args, bindir)
@@ -807,11 +927,19 @@ function M.main(argv, prog, bindir)
   -- mid-transfer (or going unnoticed until a transfer ends): see csrc/interrupt.h
   core.trap_interrupts()
   local parser = build_parser(prog or "as2g")
-  local ok, args = parser:pparse(argv)
+  -- parsed as pparse does, but keeping the parser that failed: a subcommand's usage
+  -- error shows that subcommand's usage
+  local failed = parser
+  local ok, args = pcall(parser._parse, parser, argv, function(which, msg)
+    failed = which
+    error({ usage = msg }, 0)
+  end)
   if not ok then
-    stderr:write(parser:get_usage(), "\n\nError: ", args, "\n")
+    if type(args) ~= "table" or not args.usage then error(args, 0) end
+    stderr:write(failed:get_usage(), "\n\nError: ", args.usage, "\n")
     return EXIT.usage
   end
+  local verbose = args.verbose or (os.getenv("AS2G_DEBUG") or "") ~= ""
   if args.command == "sandbox" then return sandbox_command(args, bindir or ".") end
   local cfg, why = resolve(args)
   if not cfg then
@@ -823,6 +951,12 @@ function M.main(argv, prog, bindir)
     return EXIT.ok
   end
   local opts = { url = cfg.url, username = cfg.username, cainfo = cfg.ca }
+  if verbose then
+    for _, k in ipairs { "url", "username", "password", "ca" } do
+      if cfg.from[k] then say(("as2g: %s from %s"):format(k, cfg.from[k])) end
+    end
+    opts.log = log_event
+  end
   local cached = args.command ~= "login" and read_token(cfg)
   if cached and cached.expiry > (os.time() + 120) * 1000 then
     opts.token, opts.token_expiry = cached.token, cached.expiry
@@ -846,7 +980,10 @@ function M.main(argv, prog, bindir)
     return EXIT.usage
   end
   local ctx = { args = args, cfg = cfg, client = client }
-  local ran, result = pcall(commands[args.command], ctx)
+  local ran, result = xpcall(commands[args.command], function(e)
+    if getmetatable(e) == Fail then return e end
+    return { internal = e, trace = verbose and debug_traceback(tostring(e), 2) }
+  end, ctx)
   if finish_bar then finish_bar() end
   -- a token obtained on the way is cached for the next run
   local token, expiry = client:token()
@@ -860,7 +997,20 @@ function M.main(argv, prog, bindir)
     return EXIT.interrupted
   end
   if not ran then
-    if getmetatable(result) ~= Fail then error(result, 0) end
+    if result.internal then
+      -- a bug of as2g's or the library's: said plainly; where it happened only on request
+      say("as2g: internal error: ", (tostring(result.internal):gsub("^[^:\n]*:%d+: ", "")))
+      if result.trace then say(result.trace) else say("as2g: AS2G_DEBUG=1 shows where") end
+      return EXIT.failure
+    end
+    if result.code == EXIT.usage and result.msg then
+      local cmd = parser
+      for _, c in ipairs(parser._commands) do
+        if c._name == args.command then cmd = c end
+      end
+      stderr:write(cmd:get_usage(), "\n\nError: ", result.msg, "\n")
+      return EXIT.usage
+    end
     if result.err then say("as2g: ", tostring(result.err)) end
     if result.msg then say("as2g: ", result.msg) end
     return result.code or (result.err and BY_KIND[result.err.kind]) or EXIT.failure

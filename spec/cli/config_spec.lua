@@ -4,14 +4,13 @@ local h = require "helpers"
 local S = require "cli.support"
 
 describe("as2g configuration", function()
-  local home
-
-  local function run(args, opts) return S.run(home, args, opts) end
+  local t = S.each_test()
+  local run = t.run
 
   -- A config file whose [default] is the sandbox's main account and [other] its second.
   local function write_config()
-    local path = home.config .. "/as2g/config"
-    S.capture("mkdir -p " .. h.quote(home.config .. "/as2g"))
+    local path = t.home.config .. "/as2g/config"
+    S.capture("mkdir -p " .. h.quote(t.home.config .. "/as2g"))
     h.write_file(path, table.concat({
       "[default]", "url = " .. h.url, "username = " .. h.username,
       "password = " .. h.password, "ca = " .. h.ca,
@@ -29,14 +28,6 @@ describe("as2g configuration", function()
   end
 
   local MAIN, OTHER = { "ACME-AS2", "ACME-EU-AS2" }, { "UMBRELLA-AS2" }
-
-  before_each(function()
-    home = S.fresh()
-  end)
-
-  after_each(function()
-    S.rmrf(home.dir)
-  end)
 
   it("takes the section named with --account over the AS2G_* environment", function()
     write_config()
@@ -95,17 +86,17 @@ describe("as2g configuration", function()
     it("runs commands and caches nothing, writing nothing at the filesystem root", function()
       for _, value in ipairs { false, "", "/", "relative/home" } do
         local env = { HOME = value, XDG_CACHE_HOME = false, XDG_CONFIG_HOME = false }
-        local out, err, code = run({ "--json", "stations" }, { env = env, cwd = home.dir })
+        local out, err, code = run({ "--json", "stations" }, { env = env, cwd = t.home.dir })
         assert.equal(0, code, err)
         assert.same(MAIN, stations(out))
         assert.is_nil(io.open("/.cache/as2g"), "wrote /.cache/as2g with HOME=" .. tostring(value))
-        assert.is_nil(io.open(home.dir .. "/relative"), "wrote under a relative HOME")
+        assert.is_nil(io.open(t.home.dir .. "/relative"), "wrote under a relative HOME")
       end
-      assert.same({}, S.files(home.dir))
+      assert.same({}, S.files(t.home.dir))
     end)
 
     it("makes `login` fail with exit 1 and the reason", function()
-      local _, err, code = run({ "login" }, { env = NO_HOME, cwd = home.dir })
+      local _, err, code = run({ "login" }, { env = NO_HOME, cwd = t.home.dir })
       assert.equal(1, code)
       assert.matches("HOME is not set", err, 1, true)
       assert.is_nil(io.open("/.cache/as2g"))

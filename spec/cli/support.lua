@@ -41,6 +41,18 @@ function M.fresh(sub)
   return home, dir
 end
 
+--- The usual setup of an as2g spec, registered in the calling describe block: before
+--- each test a fresh start (M.fresh), after it the private home removed. Returns a
+--- table holding the current test's `home` (and `dir`, with `sub`) and `run(args, opts)`.
+function M.each_test(sub)
+  local t = {}
+  local busted = require "busted" -- its hooks are no globals outside a spec file
+  busted.before_each(function() t.home, t.dir = M.fresh(sub) end)
+  busted.after_each(function() M.rmrf(t.home.dir) end)
+  function t.run(args, opts) return M.run(t.home, args, opts) end
+  return t
+end
+
 --- The shell words that run bin/as2g: `env`, the private XDG folders, the variables of
 --- opts.env (false unsets one), the tool and its (quoted) arguments.
 function M.command(home, args, opts)
