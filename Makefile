@@ -147,9 +147,12 @@ bench-client: build
 # under lib/lua/5.1, the Lua modules beside each, and the tools.
 LUA_DIRS := 5.4:lua54 5.1:luajit
 
-install: build
-	install -d $(DESTDIR)$(PREFIX)/bin
+# Only what the build made: no `deps`, so installing never runs apt-get (a missing
+# header fails the build with the compiler's own message instead).
+install: $(CORE_54) $(CORE_JIT)
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/doc/as2gateway
 	install -m 0755 bin/as2g-sandbox bin/as2g $(DESTDIR)$(PREFIX)/bin/
+	install -m 0644 LICENSE README.md CHANGELOG.md $(DESTDIR)$(PREFIX)/share/doc/as2gateway/
 	for pair in $(LUA_DIRS); do \
 	  v=$${pair%%:*}; b=$${pair#*:}; \
 	  lib=$(DESTDIR)$(PREFIX)/lib/lua/$$v; share=$(DESTDIR)$(PREFIX)/share/lua/$$v; \
@@ -161,6 +164,7 @@ install: build
 
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/bin/as2g-sandbox $(DESTDIR)$(PREFIX)/bin/as2g
+	rm -rf $(DESTDIR)$(PREFIX)/share/doc/as2gateway
 	for v in 5.4 5.1; do \
 	  rm -rf $(DESTDIR)$(PREFIX)/lib/lua/$$v/as2gateway $(DESTDIR)$(PREFIX)/share/lua/$$v/as2gateway; \
 	done

@@ -16,6 +16,7 @@
 #include "headers.h"
 #include "interrupt.h"
 #include "lutil.h"
+#include "version.h"
 
 #define CLIENT_MT "as2gateway.core.client"
 #define REQUEST_MT "as2gateway.core.request"
@@ -423,7 +424,7 @@ static int l_new(lua_State *L)
     o.transport.proxy = opt_string(L, 1, "proxy");
     o.transport.user_agent = opt_string(L, 1, "user_agent");
     if (!o.transport.user_agent)
-        o.transport.user_agent = "as2gateway-lua/0.1";
+        o.transport.user_agent = A2G_USER_AGENT;
     o.transport.connect_timeout_ms = (long)(opt_number(L, 1, "connect_timeout", 10, 0.001) * 1000);
     o.transport.timeout_ms = (long)(opt_number(L, 1, "timeout", 0, 0) * 1000);
     o.transport.low_speed_limit = (long)opt_number(L, 1, "low_speed_limit", 100, 0);
@@ -1208,7 +1209,7 @@ __attribute__((visibility("default"))) int luaopen_as2gateway_core(lua_State *L)
         lua_rawseti(L, -2, k);
     }
     lua_setfield(L, -2, "kinds");
-    lua_pushliteral(L, "0.1.0");
+    lua_pushliteral(L, A2G_VERSION);
     lua_setfield(L, -2, "_VERSION");
     return 1;
 }

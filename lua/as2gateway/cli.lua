@@ -916,6 +916,13 @@ end
 local function sandbox_command(args, bindir)
   local script = bindir .. "/as2g-sandbox"
   local cmd = { shell_quote(script), args.action }
+  -- the sandbox's server code is wherever this Lua finds its modules (an installed
+  -- tree, LuaRocks' included): said to the script, which cannot ask Lua's paths
+  local server = package.searchpath("as2gateway.sandbox.server", package.path)
+  if server and not os.getenv("AS2G_SANDBOX_LUA") then
+    local dir = server:match("^(.*)/as2gateway/sandbox/server%.lua$")
+    if dir then table.insert(cmd, 1, "AS2G_SANDBOX_LUA=" .. shell_quote(dir)) end
+  end
   for _, r in ipairs(args.rest or {}) do cmd[#cmd + 1] = shell_quote(r) end
   local ok, _, code = os.execute(table.concat(cmd, " "))
   return ok and EXIT.ok or (code or EXIT.failure)

@@ -1,11 +1,11 @@
--- LuaRocks spec: `luarocks make rockspec/as2gateway-scm-1.rockspec` from a checkout.
--- lua-cjson (and, for bin/as2g, argparse) are needed at run time; they are not listed
--- as rock dependencies so that the build works offline on Debian, where the lua-cjson
--- and lua-argparse packages provide them (elsewhere: `luarocks install lua-cjson
--- argparse`).
+-- LuaRocks spec: `luarocks make rockspec/as2gateway-0.2.0-1.rockspec` from a checkout.
+-- The version is csrc/version.h's (spec/packaging_spec.lua holds the two together).
+-- lua-cjson (the library) and argparse (bin/as2g) are needed at run time and listed
+-- below; on Debian, where the lua-cjson and lua-argparse packages provide them and
+-- LuaRocks cannot see those, pass --deps-mode=none.
 rockspec_format = "3.0"
 package = "as2gateway"
-version = "scm-1"
+version = "0.2.0-1"
 source = {
   url = "git+https://github.com/as2gateway/as2gateway-lua.git",
 }
@@ -22,6 +22,8 @@ downloads) under a pure-Lua API, plus bin/as2g-sandbox: a local gateway on nginx
 }
 dependencies = {
   "lua >= 5.1",
+  "lua-cjson >= 2.1.0",
+  "argparse >= 0.7.0",
 }
 external_dependencies = {
   -- by library only: Debian keeps curl/curl.h in a multiarch include directory that
