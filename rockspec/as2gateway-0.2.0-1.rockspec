@@ -53,6 +53,7 @@ build = {
     ["as2gateway.drain"] = "lua/as2gateway/drain.lua",
     ["as2gateway.outbound"] = "lua/as2gateway/outbound.lua",
     ["as2gateway.util"] = "lua/as2gateway/util.lua",
+    ["as2gateway.types"] = "lua/as2gateway/types.lua", -- LuaLS annotations (---@meta)
     ["as2gateway.cli"] = "lua/as2gateway/cli.lua",
     ["as2gateway.json"] = "lua/as2gateway/json.lua",
     ["as2gateway.openresty"] = "lua/as2gateway/openresty.lua",
