@@ -111,6 +111,22 @@ describe("as2g interrupted", function()
     assert.equal(2, S.count(out, dir .. "/"))
   end)
 
+  it("in inbox --lock-wait: stops waiting for the other run's lock", function()
+    local gate = home.dir .. "/gate"
+    local first = S.spawn(home, { "inbox", "--to", dir, "--exec",
+      "while [ ! -e " .. h.quote(gate) .. " ]; do sleep 0.05; done" })
+    h.wait_until(function() return #h.entries(dir) > 1 end, 30, "the first run did not start")
+    local job = S.spawn(home, { "inbox", "--to", dir, "--lock-wait", "120" })
+    h.wait_until(function() return S.process_args():find("--lock-wait", 1, true) end, 20,
+      "the second run did not start")
+    S.sleep(0.5) -- it is waiting for the lock now
+    local _, err, code, took = kill_int(job)
+    h.write_file(gate, "")
+    S.finish(first, 60)
+    assert.equal(130, code, err)
+    assert.is_true(took < 5, ("it took %.1f s to stop"):format(took))
+  end)
+
   it("in inbox --watch: ends during the sleep between runs, exit 130", function()
     local job = S.spawn(home, { "inbox", "--to", dir, "--watch", "--interval", "120" })
     h.wait_until(function() return (h.read_file(job.err) or ""):find("new message") end, 30,
