@@ -986,7 +986,15 @@ static int sleep_ms(lua_State *L, lclient *lc, int64_t ms)
  * partial download removed; a send that may have reached the gateway says so. */
 static int interrupted(lua_State *L, lrequest *lr)
 {
-    int sent = lr->r->is_send && lr->r->xfer.request_bytes > 0;
+    a2g_request *r = lr->r;
+    int sent = r->is_send && r->xfer.request_bytes > 0;
+    if (r->is_send && r->c->active == r) { /* in flight: what went out so far */
+        curl_off_t up = 0;
+        long head = 0;
+        curl_easy_getinfo(r->c->transport.easy, CURLINFO_SIZE_UPLOAD_T, &up);
+        curl_easy_getinfo(r->c->transport.easy, CURLINFO_REQUEST_SIZE, &head);
+        sent = up > 0 || head > 0;
+    }
     request_close(L, lr);
     a2g_error e;
     a2g_fail(&e, A2G_INTERRUPTED, 0, "%s", sent ? "interrupted after the message went out: "

@@ -1000,7 +1000,9 @@ function M.main(argv, prog, bindir)
   end
   client:close()
   if core.interrupted() or ctx.interrupted then
-    say("as2g: interrupted")
+    -- said in full when there is more to it (a send that may have gone out)
+    local e = not ran and getmetatable(result) == Fail and result.err
+    say("as2g: ", (e and e.message ~= "interrupted") and tostring(e) or "interrupted")
     return EXIT.interrupted
   end
   if not ran then

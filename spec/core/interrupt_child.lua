@@ -11,6 +11,13 @@ local kind
 if mode == "sleep" then
   core.sleep(tonumber(a))
   kind = "ok"
+elseif mode == "send" then -- to a server that takes the connection and reads nothing
+  local c = core.new { url = "http://127.0.0.1:" .. a .. "/v1", token = "t" }
+  local res, err = c:perform { method = "POST", path = { "message", "ACME-AS2", "X" },
+    send = true, body = ("x"):rep(8 * 1024 * 1024) }
+  kind = res and "ok" or err.kind
+  io.stdout:write("message ", err and err.message or "", "\n")
+  c:close()
 else
   local c = core.new { url = os.getenv("AS2G_URL"), username = os.getenv("AS2G_USERNAME"),
     password = os.getenv("AS2G_PASSWORD"), cainfo = os.getenv("AS2G_CA"),

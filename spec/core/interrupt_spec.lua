@@ -70,6 +70,23 @@ describe("core interrupts", function()
     assert.same({ "out", "pid" }, h.entries(dir)) -- no slow.bin, no .slow.bin.*.part
   end)
 
+  it("says so when a send it ends may have reached the gateway", function()
+    -- a server of our own that takes the connection and never reads: the upload stalls
+    local port_file = dir .. "/port"
+    assert(os.execute(("timeout 120 perl -MIO::Socket::INET -e %s >%s 2>/dev/null &")
+      :format(h.quote('$s = IO::Socket::INET->new(LocalAddr => "127.0.0.1", LocalPort => 0, '
+        .. 'Listen => 1) or die; $| = 1; print $s->sockport, "\\n"; $c = $s->accept; '
+        .. 'sleep 120'), h.quote(port_file))))
+    local port = h.wait_until(function() return (h.read_file(port_file) or ""):match("%d+") end,
+      20, "the listener did not start")
+    start("send", port)
+    h.sleep(1) -- the body is on its way, as far as the server lets it
+    local r = interrupt()
+    assert.equal("interrupted", r.kind)
+    assert.matches("interrupted after the message went out: it may have been enqueued",
+      h.read_file(job.out), 1, true)
+  end)
+
   it("cuts a rate-limit wait short", function()
     start("ratelimit")
     h.wait_until(function() return h.stats().authorizations >= 1 end, 20,
