@@ -52,6 +52,12 @@ local stdout, stderr = io.stdout, io.stderr
 
 local function say(...) stderr:write(...) stderr:write("\n") end
 
+-- A raised error's text without the file position Lua puts before it: what the user
+-- did wrong, not where in as2g it was noticed.
+local function plain(e)
+  return (tostring(e):gsub("^[^:\n]*:%d+: ", ""))
+end
+
 -- Fields that are lists even when empty (lua-cjson alone would write them as {}).
 local ARRAY_KEYS = { records = true, attachments = true, customHeaders = true, flows = true,
   paths = true, refused = true }
@@ -982,8 +988,8 @@ function M.main(argv, prog, bindir)
   local finish_bar
   if core.isatty(2) then opts.progress, finish_bar = progress_bar() end
   local created, client = pcall(as2gateway.new, opts)
-  if not created then
-    say("as2g: ", tostring(client))
+  if not created then -- a setting the client refuses (an http:// URL, say)
+    say("as2g: ", plain(client))
     return EXIT.usage
   end
   local ctx = { args = args, cfg = cfg, client = client }
@@ -1008,7 +1014,7 @@ function M.main(argv, prog, bindir)
   if not ran then
     if result.internal then
       -- a bug of as2g's or the library's: said plainly; where it happened only on request
-      say("as2g: internal error: ", (tostring(result.internal):gsub("^[^:\n]*:%d+: ", "")))
+      say("as2g: internal error: ", plain(result.internal))
       if result.trace then say(result.trace) else say("as2g: AS2G_DEBUG=1 shows where") end
       return EXIT.failure
     end

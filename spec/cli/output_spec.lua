@@ -80,4 +80,12 @@ describe("as2g output", function()
     end
     assert.equal(before, h.stats().requests)
   end)
+
+  it("says what is wrong with a setting the client refuses, without file positions",
+    function()
+      local _, err, code = run { "--url", "ftp://127.0.0.1/v1", "stations" }
+      assert.equal(2, code)
+      assert.matches("^as2g: as2gateway%.new: the url must use https://", err)
+      assert.not_matches("%.lua:%d+", err)
+    end)
 end)
