@@ -3,7 +3,10 @@
 local h = require "helpers"
 local core = require "as2gateway.core"
 
-local LUA = rawget(_G, "jit") and "luajit" or "lua5.4"
+-- the child runs on this run's interpreter: LuaJIT, the ASan host of `make asan` (its
+-- core cannot load in another), or Lua 5.4
+local LUA = rawget(_G, "jit") and "luajit"
+  or (package.cpath:find("build/asan", 1, true) and "build/asan/lua5.4-asan") or "lua5.4"
 
 describe("core interrupts", function()
   local dir, job
