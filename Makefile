@@ -12,7 +12,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEB_PACKAGES := lua5.4 liblua5.4-dev libluajit2-5.1-dev luajit2 libcurl4-openssl-dev libzip-dev \
                 lua-cjson lua-busted lua-check nginx libnginx-mod-http-lua openssl curl \
                 unzip ca-certificates gcc make pkg-config luarocks lua5.1 liblua5.1-0-dev \
-                lua-argparse util-linux procps zip
+                lua-argparse util-linux procps zip tmux
 BENCH_PACKAGES := wrk python3 valgrind
 
 .PHONY: all deps bench-deps build test valgrind asan fuzz lint demo bench bench-sandbox bench-client \
@@ -42,8 +42,8 @@ bench-deps: deps
 # The C core, built once per Lua ABI: Lua 5.4 and LuaJIT (OpenResty). No -llua: the
 # interpreter provides the Lua API.
 CORE_SRC := $(addprefix csrc/,buf.c error.c json.c headers.c url.c ratelimit.c auth.c \
-              stream.c transport.c client.c fs.c lock.c sha256.c unzip.c lcore.c lutil.c \
-              ljson.c)
+              stream.c transport.c client.c fs.c lock.c sha256.c unzip.c interrupt.c \
+              lcore.c lutil.c ljson.c)
 CORE_HDR := $(wildcard csrc/*.h)
 CFLAGS   ?= -O2 -g
 CORE_CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -fPIC -fvisibility=hidden
@@ -160,9 +160,12 @@ bench-listing: build bench-deps
 # under lib/lua/5.1, the Lua modules beside each, and the tools.
 LUA_DIRS := 5.4:lua54 5.1:luajit
 
-install: build
-	install -d $(DESTDIR)$(PREFIX)/bin
+# Only what the build made: no `deps`, so installing never runs apt-get (a missing
+# header fails the build with the compiler's own message instead).
+install: $(CORE_54) $(CORE_JIT)
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/doc/as2gateway
 	install -m 0755 bin/as2g-sandbox bin/as2g $(DESTDIR)$(PREFIX)/bin/
+	install -m 0644 LICENSE README.md CHANGELOG.md $(DESTDIR)$(PREFIX)/share/doc/as2gateway/
 	for pair in $(LUA_DIRS); do \
 	  v=$${pair%%:*}; b=$${pair#*:}; \
 	  lib=$(DESTDIR)$(PREFIX)/lib/lua/$$v; share=$(DESTDIR)$(PREFIX)/share/lua/$$v; \
@@ -174,6 +177,7 @@ install: build
 
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/bin/as2g-sandbox $(DESTDIR)$(PREFIX)/bin/as2g
+	rm -rf $(DESTDIR)$(PREFIX)/share/doc/as2gateway
 	for v in 5.4 5.1; do \
 	  rm -rf $(DESTDIR)$(PREFIX)/lib/lua/$$v/as2gateway $(DESTDIR)$(PREFIX)/share/lua/$$v/as2gateway; \
 	done

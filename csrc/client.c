@@ -187,7 +187,9 @@ static void fail_with_answer(a2g_request *r, a2g_kind kind, const char *what)
                 msg[i] = ' ';
         /* before it is cut to length: a secret cut in half would escape redaction */
         redact(r->c, msg);
-        a2g_fail(&r->err, kind, x->status, "%s: %.300s", what, msg);
+        /* err.message is the gateway's own text; what failed goes beside it */
+        a2g_fail(&r->err, kind, x->status, "%.300s", msg);
+        snprintf(r->err.context, sizeof r->err.context, "%s", what);
     } else {
         a2g_fail(&r->err, kind, x->status, "%s: the gateway answered HTTP %ld", what,
                  x->status);

@@ -18,7 +18,8 @@
     X(IO,              "io",              "local file error")                         \
     X(CALLBACK,        "callback",        "a callback raised an error")               \
     X(REDIRECT,        "redirect",        "redirect refused")                         \
-    X(LOCKED,          "locked",          "held by another process")
+    X(LOCKED,          "locked",          "held by another process")                  \
+    X(INTERRUPTED,     "interrupted",     "interrupted (Ctrl-C)")
 
 typedef enum a2g_kind {
 #define A2G_KIND_ENUM(id, name, text) A2G_##id,
@@ -32,6 +33,7 @@ typedef struct a2g_error {
     long status;          /* HTTP status, 0 when there was no answer */
     int curl_code;        /* CURLcode, 0 when none */
     char message[512];    /* the server's message or our description; never secrets */
+    char context[160];    /* with the server's message: what failed ("not found"); else "" */
 } a2g_error;
 
 const char *a2g_kind_name(a2g_kind kind);

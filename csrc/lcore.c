@@ -14,8 +14,10 @@
 
 #include "client.h"
 #include "headers.h"
+#include "interrupt.h"
 #include "ljson.h"
 #include "lutil.h"
+#include "version.h"
 
 #define CLIENT_MT "as2gateway.core.client"
 #define REQUEST_MT "as2gateway.core.request"
@@ -49,7 +51,15 @@ struct lrequest {
 static int error_tostring(lua_State *L)
 {
     lua_getfield(L, 1, "kind");
-    lua_getfield(L, 1, "message");
+    lua_getfield(L, 1, "context"); /* "kind: context: message", when there is one */
+    if (lua_type(L, -1) == LUA_TSTRING) {
+        lua_pushliteral(L, ": ");
+        lua_getfield(L, 1, "message");
+        lua_concat(L, 3);
+    } else {
+        lua_pop(L, 1);
+        lua_getfield(L, 1, "message");
+    }
     lua_getfield(L, 1, "status");
     if (lua_tointeger(L, -1) > 0)
         lua_pushfstring(L, "as2gateway: %s: %s (HTTP %d)", lua_tostring(L, -3),
@@ -78,6 +88,10 @@ static int push_fail(lua_State *L, const a2g_error *err)
 {
     lua_pushnil(L);
     push_error(L, a2g_kind_name(err->kind), err->message, err->status);
+    if (err->context[0]) {
+        lua_pushstring(L, err->context);
+        lua_setfield(L, -2, "context");
+    }
     return 2;
 }
 
@@ -238,7 +252,7 @@ static void hook_log(void *ud, const a2g_event *ev)
     if (ev->status)
         set_int(L, "status", ev->status);
     set_int(L, "attempt", ev->attempt);
-    if (ev->duration_ms) {
+    if (ev->duration_ms || strcmp(ev->event, "response") == 0) { /* 0: under 1 ms */
         lua_pushnumber(L, (lua_Number)ev->duration_ms / 1000.0);
         lua_setfield(L, -2, "duration");
     }
@@ -408,7 +422,7 @@ static int l_new(lua_State *L)
     o.transport.proxy = opt_string(L, 1, "proxy");
     o.transport.user_agent = opt_string(L, 1, "user_agent");
     if (!o.transport.user_agent)
-        o.transport.user_agent = "as2gateway-lua/0.1";
+        o.transport.user_agent = A2G_USER_AGENT;
     o.transport.connect_timeout_ms = (long)(opt_number(L, 1, "connect_timeout", 10, 0.001) * 1000);
     o.transport.timeout_ms = (long)(opt_number(L, 1, "timeout", 0, 0) * 1000);
     o.transport.low_speed_limit = (long)opt_number(L, 1, "low_speed_limit", 100, 0);
@@ -961,9 +975,30 @@ static int sleep_ms(lua_State *L, lclient *lc, int64_t ms)
         return lua_pcall(L, 1, 0, 0); /* no transfer is in flight here */
     }
     struct timespec ts = { (time_t)(ms / 1000), (long)(ms % 1000) * 1000000L };
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR && !a2g_interrupt_pending())
         ;
     return 0;
+}
+
+/* Ends a blocking request that a trapped SIGINT interrupted: its transfer stopped, a
+ * partial download removed; a send that may have reached the gateway says so. */
+static int interrupted(lua_State *L, lrequest *lr)
+{
+    a2g_request *r = lr->r;
+    int sent = r->is_send && r->xfer.request_bytes > 0;
+    if (r->is_send && r->c->active == r) { /* in flight: what went out so far */
+        curl_off_t up = 0;
+        long head = 0;
+        curl_easy_getinfo(r->c->transport.easy, CURLINFO_SIZE_UPLOAD_T, &up);
+        curl_easy_getinfo(r->c->transport.easy, CURLINFO_REQUEST_SIZE, &head);
+        sent = up > 0 || head > 0;
+    }
+    request_close(L, lr);
+    a2g_error e;
+    a2g_fail(&e, A2G_INTERRUPTED, 0, "%s", sent ? "interrupted after the message went out: "
+             "it may have been enqueued; check the queued and sent lists before sending it "
+             "again" : "interrupted");
+    return push_fail(L, &e);
 }
 
 /* Runs a request to its end, blocking; sleeps through the `sleep` hook. The blocking
@@ -974,6 +1009,8 @@ static int run(lua_State *L, int req)
 {
     lrequest *lr = check_request(L, req);
     for (;;) {
+        if (a2g_interrupt_pending()) /* Ctrl-C in a host that traps it (interrupt.h) */
+            return interrupted(L, lr);
         int64_t ms = 0;
         a2g_step s = a2g_request_step(lr->r, 1000, &ms);
         if (lr->owner->hook_error_ref != LUA_NOREF) {
@@ -1173,7 +1210,7 @@ __attribute__((visibility("default"))) int luaopen_as2gateway_core(lua_State *L)
         lua_rawseti(L, -2, k);
     }
     lua_setfield(L, -2, "kinds");
-    lua_pushliteral(L, "0.1.0");
+    lua_pushliteral(L, A2G_VERSION);
     lua_setfield(L, -2, "_VERSION");
     return 1;
 }

@@ -1,5 +1,6 @@
 /* See lock.h. */
 #include "lock.h"
+#include "interrupt.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -55,6 +56,11 @@ int a2g_lock_acquire(const char *path, int exclusive, int64_t timeout_ms, a2g_er
             int e = errno;
             close(fd);
             a2g_fail(err, A2G_IO, 0, "cannot lock %s: %s", path, strerror(e));
+            return -1;
+        }
+        if (a2g_interrupt_pending()) { /* Ctrl-C in a host that traps it: stop waiting */
+            close(fd);
+            a2g_fail(err, A2G_INTERRUPTED, 0, "interrupted while waiting for %s", path);
             return -1;
         }
         int64_t left = deadline - mono_ms();

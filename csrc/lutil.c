@@ -15,6 +15,7 @@
 #include "compat.h"
 
 #include "fs.h"
+#include "interrupt.h"
 #include "lock.h"
 #include "sha256.h"
 #include "unzip.h"
@@ -357,12 +358,31 @@ static int l_now(lua_State *L)
 static int l_sleep(lua_State *L)
 {
     lua_Number s = luaL_checknumber(L, 1);
-    if (s <= 0)
+    if (s <= 0 || a2g_interrupt_pending())
         return 0;
     struct timespec ts = { (time_t)s, (long)((s - (lua_Number)(time_t)s) * 1e9) };
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR && !a2g_interrupt_pending())
         ;
     return 0;
+}
+
+/* core.trap_interrupts([on]) -> trapped: SIGINT sets a flag that ends the core's
+ * blocking waits with kind "interrupted" (interrupt.h); false when SIGINT was ignored
+ * at start and stays so. core.interrupted() -> the pending signal's number, or nil. */
+static int l_trap_interrupts(lua_State *L)
+{
+    int on = lua_isnoneornil(L, 1) || lua_toboolean(L, 1);
+    lua_pushboolean(L, a2g_interrupt_trap(on));
+    return 1;
+}
+
+static int l_interrupted(lua_State *L)
+{
+    int sig = a2g_interrupt_pending();
+    if (!sig)
+        return 0;
+    lua_pushinteger(L, sig);
+    return 1;
 }
 
 /* core.isatty(fd) -> boolean */
@@ -419,6 +439,8 @@ static const luaL_Reg util_functions[] = {
     { "random_hex", l_random_hex },
     { "now", l_now },
     { "sleep", l_sleep },
+    { "trap_interrupts", l_trap_interrupts },
+    { "interrupted", l_interrupted },
     { "fsync", l_fsync },
     { "append", l_append },
     { "mkdir", l_mkdir },

@@ -545,9 +545,10 @@ end
 
 --- Extracts a message's /all zip into `to`, entries named by attachment name, with
 --- the limits of a batch answer (entries, declared and written bytes, entry size,
---- compression ratio). All or nothing: an entry it must refuse (a link, a folder, past
+--- compression ratio); an existing file is kept ("name (2).ext") unless `overwrite`.
+--- All or nothing: an entry it must refuse (a link, a folder, past
 --- a limit) fails the download with a `protocol` error, and nothing of it is kept.
-function M.download_all(client, spec, to)
+function M.download_all(client, spec, to, overwrite)
   local zip_path = to .. "/.as2g-all-" .. core.random_hex(8) .. ".zip"
   spec.to_file, spec.no_clobber = zip_path, true
   local res, e = client:perform(spec)
@@ -568,9 +569,9 @@ function M.download_all(client, spec, to)
   end
   local plan, paths, taken = M.names_for(names), {}, {}
   for i, entry in ipairs(entries) do
-    local path = choose(to, plan[i], taken, {}, false)
+    local path = choose(to, plan[i], taken, {}, overwrite)
     local ok
-    ok, e = extract_to(zip, entry, path, limits, true)
+    ok, e = extract_to(zip, entry, path, limits, not overwrite)
     if not ok then
       zip:close()
       os.remove(zip_path)

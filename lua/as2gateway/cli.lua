@@ -13,7 +13,7 @@ local M = {}
 -- Exit codes (documented in `as2g --help` and in the README).
 local EXIT = {
   ok = 0, failure = 1, usage = 2, auth = 3, notfound = 4, ratelimited = 5,
-  network = 6, unknown_outcome = 7, locked = 8,
+  network = 6, unknown_outcome = 7, locked = 8, interrupted = 130,
 }
 M.EXIT = EXIT
 
@@ -21,6 +21,7 @@ local BY_KIND = {
   auth = EXIT.auth, notfound = EXIT.notfound, ratelimited = EXIT.ratelimited,
   network = EXIT.network, tls = EXIT.network, timeout = EXIT.network,
   redirect = EXIT.network, unknown_outcome = EXIT.unknown_outcome, locked = EXIT.locked,
+  interrupted = EXIT.interrupted,
 }
 
 local EXIT_HELP = [[
@@ -35,18 +36,28 @@ Exit codes:
   7  outcome of a send unknown: it may have been enqueued; `send --if-absent` checks
      before sending again (send-dir: resolved on its next run, or by `settle`)
   8  another `as2g inbox` or `send-dir` is running in the same folder
+130 interrupted (Ctrl-C): nothing is left under a final name; `inbox` resumes next run
 
-Configuration: AS2G_URL, AS2G_USERNAME, AS2G_PASSWORD, AS2G_CA in the environment,
-or a config file ($AS2G_CONFIG, default ~/.config/as2g/config) with [NAME] sections
-of url/username/password/ca, chosen with --account NAME (default "default").
-The password is never taken from the command line: environment, config file, or a
-prompt without echo.]]
+Configuration, the first that gives a value wins: the options, then the environment,
+then the config file. The options: --url, --username, --ca, and --account NAME, whose
+[NAME] section of the config file counts as given on the command line. The
+environment: AS2G_URL, AS2G_USERNAME, AS2G_PASSWORD, AS2G_CA. The config file
+($AS2G_CONFIG, default ~/.config/as2g/config): [NAME] sections of url, username,
+password and ca; without --account, the section named by AS2G_ACCOUNT, else [default].
+A password goes with its own username only. It is never taken from the command line:
+environment, config file, or a prompt without echo.]]
 
 -- Output -------------------------------------------------------------------------
 
 local stdout, stderr = io.stdout, io.stderr
 
 local function say(...) stderr:write(...) stderr:write("\n") end
+
+-- A raised error's text without the file position Lua puts before it: what the user
+-- did wrong, not where in as2g it was noticed.
+local function plain(e)
+  return (tostring(e):gsub("^[^:\n]*:%d+: ", ""))
+end
 
 -- Fields that are lists even when empty (lua-cjson alone would write them as {}).
 local ARRAY_KEYS = { records = true, attachments = true, customHeaders = true, flows = true,
@@ -61,23 +72,40 @@ local function iso(ms)
   return os.date("!%Y-%m-%d %H:%M:%S", ms // 1000)
 end
 
---- Prints rows as aligned columns: `columns` = {{title, function(row) -> text}}.
+-- A cell's text: control characters as spaces, and each byte that is no part of a
+-- valid UTF-8 sequence as "?", so that widths count characters and a cut never splits
+-- a sequence.
+local function cell_text(v)
+  local text = tostring(v or ""):gsub("%c", " ")
+  if utf8.len(text) then return text end
+  return (text:gsub("[\0-\x7F\xC2-\xFD]?[\x80-\xBF]*", function(seq)
+    if seq == "" or utf8.len(seq) == 1 then return seq end
+    return ("?"):rep(utf8.len(seq) and 1 or #seq)
+  end))
+end
+
+--- Prints rows as aligned columns: `columns` = {{title, function(row) -> text}}. Widths
+--- are counted in characters (UTF-8), at most 60 a column; a longer text is cut, on a
+--- character boundary, and ends in "~".
 local function table_out(columns, rows)
   local widths, cells = {}, {}
-  for c, col in ipairs(columns) do widths[c] = #col[1] end
+  for c, col in ipairs(columns) do widths[c] = utf8.len(col[1]) end
   for r, row in ipairs(rows) do
     cells[r] = {}
     for c, col in ipairs(columns) do
-      local text = tostring(col[2](row) or ""):gsub("[%c]", " ")
+      local text = cell_text(col[2](row))
       cells[r][c] = text
-      if #text > widths[c] then widths[c] = math.min(#text, 60) end
+      widths[c] = math.max(widths[c], math.min(utf8.len(text), 60))
     end
   end
   local function line(values)
     local out = {}
     for c, v in ipairs(values) do
-      if #v > widths[c] then v = v:sub(1, widths[c] - 1) .. "~" end
-      out[c] = c < #values and v .. string.rep(" ", widths[c] - #v) or v
+      local n = utf8.len(v)
+      if n > widths[c] then
+        v, n = v:sub(1, utf8.offset(v, widths[c]) - 1) .. "~", widths[c]
+      end
+      out[c] = c < #values and v .. string.rep(" ", widths[c] - n) or v
     end
     stdout:write(table.concat(out, "  "), "\n")
   end
@@ -129,12 +157,27 @@ end
 
 -- Configuration -------------------------------------------------------------------
 
-local function home(path)
-  return (path:gsub("^~", os.getenv("HOME") or ""))
+-- A folder of the user's, from the environment: only an absolute path that is not the
+-- filesystem root counts (with HOME unset, "~/.cache" would be "/.cache").
+local function user_dir(name)
+  local v = os.getenv(name)
+  if v and v:sub(1, 1) == "/" and not v:match("^/+$") then return (v:gsub("/+$", "")) end
+  return nil
 end
 
+-- $XDG_<KIND>_HOME, else ~/<fallback>; nil when neither is known.
+local function base_dir(kind, fallback)
+  local xdg = user_dir("XDG_" .. kind .. "_HOME")
+  if xdg then return xdg end
+  local home = user_dir("HOME")
+  return home and home .. "/" .. fallback or nil
+end
+
+local NO_HOME = "HOME is not set (nor XDG_CACHE_HOME)"
+
 local function read_config(file, account)
-  local f = io.open(home(file), "r")
+  if not file then return {} end
+  local f = io.open(file, "r")
   if not f then return {} end
   local section, values, found = nil, {}, false
   for line in f:lines() do
@@ -159,14 +202,16 @@ local function fnv(s)
   return ("%08x"):format(h)
 end
 
+-- The token cache's folder and file; nil without a home (nothing is cached then).
 local function cache_path(cfg)
-  local base = os.getenv("XDG_CACHE_HOME") or home("~/.cache")
+  local base = base_dir("CACHE", ".cache")
+  if not base then return nil end
   return base .. "/as2g", base .. "/as2g/token-" .. fnv(cfg.url .. "\0" .. cfg.username)
 end
 
 local function read_token(cfg)
   local _, path = cache_path(cfg)
-  local f = io.open(path, "rb")
+  local f = path and io.open(path, "rb")
   if not f then return nil end
   local t = cjson.decode(f:read("a") or "")
   f:close()
@@ -177,14 +222,23 @@ local function read_token(cfg)
   return t
 end
 
-local function save_token(cfg, token, expiry)
-  local dir, path = cache_path(cfg)
-  -- every missing level ($XDG_CACHE_HOME need not exist yet)
+-- A folder and every missing level above it (mkdir -p): true, or nil and an error.
+local function mkdirs(dir)
   local sofar = dir:sub(1, 1) == "/" and "" or "."
   for part in dir:gmatch("[^/]+") do
     sofar = sofar .. "/" .. part
-    if not core.stat(sofar) then core.mkdir(sofar) end
+    if not core.stat(sofar) then
+      local ok, e = core.mkdir(sofar)
+      if not ok then return nil, e end
+    end
   end
+  return true
+end
+
+local function save_token(cfg, token, expiry)
+  local dir, path = cache_path(cfg)
+  if not dir then return nil, core.error("io", "cannot cache the token: " .. NO_HOME) end
+  mkdirs(dir) -- $XDG_CACHE_HOME need not exist yet
   return core.write_private(path, cjson.encode { url = cfg.url, username = cfg.username,
     token = token, expiry = expiry })
 end
@@ -192,33 +246,65 @@ end
 local function prompt_password(cfg)
   local tty = io.open("/dev/tty", "r")
   if not tty then return nil end
+  -- the terminal's settings, given back as they were however the prompt ends (Ctrl-C
+  -- included: the read then returns, SIGINT being trapped)
+  local p = io.popen("stty -g < /dev/tty 2>/dev/null")
+  local saved = p and p:read("l")
+  if p then p:close() end
   -- echo off before the prompt shows: what is typed (or pasted) after it never echoes
   os.execute("stty -echo < /dev/tty 2>/dev/null")
   stderr:write(("Password for %s at %s: "):format(cfg.username, cfg.url))
   local pw = tty:read("l")
-  os.execute("stty echo < /dev/tty 2>/dev/null")
+  os.execute((saved and saved:match("^[%w:]+$")) and ("stty " .. saved .. " < /dev/tty 2>/dev/null")
+    or "stty echo < /dev/tty 2>/dev/null")
   stderr:write("\n")
   tty:close()
+  if core.interrupted() then return nil end
   return pw
 end
 
+local function getenv(name)
+  local v = os.getenv(name)
+  if v ~= "" then return v end
+end
+
+-- The account's settings, strongest first: the options (--url, --username, --ca, and
+-- the section named with --account, an explicit choice too); the environment
+-- (AS2G_URL, AS2G_USERNAME, AS2G_PASSWORD, AS2G_CA); the config file's section named by
+-- AS2G_ACCOUNT, else [default]. A password belongs to its layer's username: the
+-- environment's to AS2G_USERNAME (or to any username, when that is unset), a section's
+-- to the section's. cfg.from tells where each value came from (--verbose).
 local function resolve(args)
-  local account = args.account or os.getenv("AS2G_ACCOUNT") or "default"
-  local file = os.getenv("AS2G_CONFIG") or ((os.getenv("XDG_CONFIG_HOME") or "~/.config")
-    .. "/as2g/config")
+  local account = args.account or getenv("AS2G_ACCOUNT") or "default"
+  local dir = base_dir("CONFIG", ".config")
+  local file = getenv("AS2G_CONFIG") or (dir and dir .. "/as2g/config")
   local conf, found = read_config(file, account)
   if account ~= "default" and not found then -- asked for by name (option or environment)
-    return nil, ("no [%s] section in %s"):format(account, file)
+    return nil, file and ("no [%s] section in %s"):format(account, file)
+      or ("no [%s] section: no config file (HOME is not set; set AS2G_CONFIG)"):format(account)
   end
-  local username = args.username or os.getenv("AS2G_USERNAME") or conf.username
-  local cfg = {
-    url = args.url or os.getenv("AS2G_URL") or conf.url,
-    username = username,
-    -- the file's password belongs to the file's username only
-    password = os.getenv("AS2G_PASSWORD")
-      or (username == conf.username and conf.password or nil),
-    ca = args.ca or os.getenv("AS2G_CA") or conf.ca,
-  }
+  local section = { name = ("[%s] of %s"):format(account, tostring(file)), url = conf.url,
+    username = conf.username, password = conf.password, ca = conf.ca, own_password = true }
+  local options = { name = "the options", url = args.url, username = args.username,
+    ca = args.ca }
+  local env = { name = "the environment", url = getenv("AS2G_URL"),
+    username = getenv("AS2G_USERNAME"), password = getenv("AS2G_PASSWORD"),
+    ca = getenv("AS2G_CA") }
+  local layers = args.account and { options, section, env } or { options, env, section }
+  local cfg = { from = {} }
+  for _, key in ipairs { "url", "username", "ca" } do
+    for _, layer in ipairs(layers) do
+      if layer[key] then cfg[key], cfg.from[key] = layer[key], layer.name break end
+    end
+  end
+  for _, layer in ipairs(layers) do
+    local owner = layer.username
+    if layer.password and (owner == cfg.username or (owner == nil and not layer.own_password))
+    then
+      cfg.password, cfg.from.password = layer.password, layer.name
+      break
+    end
+  end
   if not cfg.url then return nil, "no gateway URL: set AS2G_URL, --url or a config file" end
   if not cfg.username then
     return nil, "no username: set AS2G_USERNAME, --username or a config file"
@@ -256,7 +342,7 @@ end
 
 function commands.logout(ctx)
   local _, path = cache_path(ctx.cfg)
-  local removed = os.remove(path) ~= nil
+  local removed = path ~= nil and os.remove(path) ~= nil
   if ctx.args.json then json_line { removed = removed } return end
   say(removed and "Token cache removed" or "No cached token")
 end
@@ -453,7 +539,16 @@ local function list_params(a)
     partnerType = a.partner_type, pageLength = tonumber(a.page_length),
   }
   if a.kind == "queued" then
+    -- the queued listing's one filter is query: the others would be ignored by it
+    for _, opt in ipairs { "partner", "station", "id", "subject" } do
+      if a[opt] then
+        fail(nil, EXIT.usage, ("--%s is no filter of the queued listing: use --query, "
+          .. "which matches partner, station, ID or subject"):format(opt))
+      end
+    end
     p.query = a.query
+  elseif a.query then
+    fail(nil, EXIT.usage, "--query is for queued (use --partner, --station, --id, --subject)")
   else
     p.partnerAS2Id, p.stationAS2Id, p.as2MessageId, p.subject =
       a.partner, a.station, a.id, a.subject
@@ -504,23 +599,47 @@ function commands.show(ctx)
     row(k, msg[k])
   end
   if msg.mdnMessage then row("mdnMessage", msg.mdnMessage.content) end
-  for i, att in ipairs(msg.attachments or {}) do
-    row(("attachment %d"):format(i - 1), ("%s (%d bytes)"):format(att.name, att.size))
+  for i, att in ipairs(type(msg.attachments) == "table" and msg.attachments or {}) do
+    -- a gateway may leave out an attachment's size (or name): shown as far as known
+    local size = math.tointeger(att.size)
+    row(("attachment %d"):format(i - 1), tostring(att.name or "?")
+      .. (size and (" (%d bytes)"):format(size) or ""))
   end
 end
 
-local function target(a)
+-- Where a download goes: "-" (stdout), a folder (created when missing) when it must be
+-- one (a batch, --all) or is spelt as one (a trailing "/"), else a file or an existing
+-- folder, as the library decides. Checked before any transfer (the library checks a
+-- file path's folder and an existing file).
+local function target(a, folder)
   local to = a.to or "."
+  if to == "-" then
+    if folder then fail(nil, EXIT.usage, "--to - writes one attachment to stdout, not a batch")
+    end
+    if a.json then fail(nil, EXIT.usage, "--to - writes the data to stdout: leave out --json")
+    end
+    return to
+  end
+  if folder or to:sub(-1) == "/" then
+    check(mkdirs(to))
+    to = to:match("^(.-)/*$")
+    if to == "" then to = "/" end
+  end
   return to
+end
+
+-- Streams the answer to stdout (`--to -`).
+local function to_stdout()
+  return function(chunk) stdout:write(chunk) end
 end
 
 function commands.download(ctx)
   local a = ctx.args
   if #a.id > 1 then
     if a.kind ~= "received" then fail(nil, EXIT.usage, "a batch of IDs is for received") end
-    local dir = a.to or "."
+    local dir = target(a, true)
     local results, report = ctx.client:download_batch(a.id,
-      { to = dir, markAsRead = a.mark_read })
+      { to = dir, markAsRead = a.mark_read, overwrite = a.overwrite })
     check(results, report)
     local code = EXIT.ok
     for _, id in ipairs(a.id) do
@@ -539,9 +658,12 @@ function commands.download(ctx)
     end
     return code
   end
-  local opts = { to = target(a), markAsRead = a.mark_read, all = a.all,
-    index = tonumber(a.index) }
+  local to = target(a, a.all and a.to ~= "-")
+  local opts = { markAsRead = a.mark_read, all = a.all, index = tonumber(a.index),
+    overwrite = a.overwrite }
+  if to == "-" then opts.sink = to_stdout() else opts.to = to end
   local path = check(ctx.client:download(a.kind, a.id[1], opts))
+  if to == "-" then return end
   local paths = { path }
   if type(path) == "table" then paths = path end -- an extracted --all
   if a.json then json_line { paths = paths } return end
@@ -565,7 +687,11 @@ function commands.mdn(ctx)
     end
     return r.error and EXIT.failure or nil
   end
-  local path = check(ctx.client:mdn(a.kind, a.id, { to = target(a) }))
+  local to = target(a)
+  local opts = { overwrite = a.overwrite }
+  if to == "-" then opts.sink = to_stdout() else opts.to = to end
+  local path = check(ctx.client:mdn(a.kind, a.id, opts))
+  if to == "-" then return end
   if a.json then json_line { path = path } return end
   stdout:write(path, "\n")
 end
@@ -588,6 +714,12 @@ local function report_message(a, id, m, e)
   end
 end
 
+-- What retrying cannot fix ends `inbox --watch`: refused credentials, a usage problem,
+-- another run holding the folder, Ctrl-C. Anything else (the network, the gateway's
+-- 5xx or 429, a full disk) is logged, and the next run comes after a backoff.
+local WATCH_ENDS = { auth = true, invalid = true, locked = true, interrupted = true }
+local WATCH_BACKOFF_CAP = 300
+
 function commands.inbox(ctx)
   local a = ctx.args
   local handler
@@ -603,13 +735,21 @@ function commands.inbox(ctx)
         .. "sh -c %s as2g-exec %s 1>&2")
         :format(shell_quote(message.as2MessageId), shell_quote(message.receiverId or ""),
           shell_quote(message.subject or ""), shell_quote(a.exec), table.concat(quoted, " "))
+      if core.interrupted() or ctx.interrupted then return false end
       stdout:flush()
-      local ok = os.execute(cmd)
+      -- Ctrl-C reaches the command (it shares the terminal), while as2g waits with SIGINT
+      -- ignored: a command that died of it stops the whole run
+      local ok, how, status = os.execute(cmd)
+      if (how == "signal" and status == 2) or (how == "exit" and status == 130) then
+        ctx.interrupted = true
+      end
       return ok == true
     end
   end
   local runs, interval = 0, tonumber(a.interval) or 30
-  local code = EXIT.ok
+  local code, failures = EXIT.ok, 0
+  -- a folder that cannot be made is no transient failure: said at once, watch or not
+  check(core.mkdir(a.to))
   while true do
     runs = runs + 1
     local seen, order = {}, {}
@@ -623,7 +763,17 @@ function commands.inbox(ctx)
         return true
       end }
     local s = summary or partial
-    if s then
+    local stopped = core.interrupted() or ctx.interrupted
+    if s and stopped then
+      -- what was done is reported; the rest is left, unfinished, for the next run
+      for _, id in ipairs(order) do
+        if not s.errors[id] then report_message(a, id, seen[id]) end
+      end
+      stdout:flush()
+      say(("%d new message(s), %d done before the interrupt; the rest is left for the next "
+        .. "run"):format(s.messages, s.done))
+      return EXIT.interrupted
+    elseif s then
       for _, id in ipairs(order) do report_message(a, id, seen[id], s.errors[id]) end
       local failed = {}
       for id in pairs(s.errors) do
@@ -637,9 +787,19 @@ function commands.inbox(ctx)
         say(("%d new message(s), %d done, %d failed"):format(s.messages, s.done, s.failed))
       end
     end
-    check(summary, derr)
-    if not a.watch or (a.max_runs and runs >= tonumber(a.max_runs)) then break end
-    ctx.client.sleep(math.max(interval, 2))
+    local last = not a.watch or (a.max_runs and runs >= tonumber(a.max_runs))
+    local delay = math.max(interval, 2)
+    if summary or last or WATCH_ENDS[derr.kind] then
+      check(summary, derr)
+      failures = 0
+    else
+      failures = failures + 1
+      delay = math.min(delay * 2 ^ (failures - 1), math.max(delay, WATCH_BACKOFF_CAP))
+      say(("as2g: %s; trying again in %d s"):format(tostring(derr), math.floor(delay)))
+    end
+    if last then break end
+    ctx.client.sleep(delay)
+    if core.interrupted() then return EXIT.interrupted end
   end
   return code
 end
@@ -650,6 +810,26 @@ function commands.wait(ctx)
     mdn = a.mdn, initial = tonumber(a.initial), partnerType = a.partner_type,
     grace = a.grace })
   return wait_outcome(a, nil, msg, state, mdn)
+end
+
+commands["mark-unread"] = function(ctx)
+  local code
+  for _, id in ipairs(ctx.args.id) do
+    local ok, err = ctx.client:mark_unread(id)
+    if ctx.args.json then
+      json_line { as2MessageId = id, unread = ok ~= nil or nil,
+        error = err and { kind = err.kind, message = err.message } or nil }
+    elseif ok then
+      say("Marked unread: ", id)
+    else
+      say("as2g: ", id, ": ", tostring(err))
+    end
+    if not ok then
+      code = BY_KIND[err.kind] or EXIT.failure
+      if err.kind == "interrupted" then break end
+    end
+  end
+  return code
 end
 
 function commands.stop(ctx)
@@ -731,11 +911,51 @@ local function seconds(s)
   return nil, ("a number of seconds expected, got '%s'"):format(s)
 end
 
+-- An argument that must not be empty (an ID, an AS2 ID, a path): refused as a usage
+-- error here rather than raised by the library as misuse.
+local function nonempty(what)
+  return function(s)
+    if s ~= "" then return s end
+    return nil, what .. " must not be empty"
+  end
+end
+
+-- One example per command, shown by `as2g help COMMAND` (inbox has its own epilog).
+local EXAMPLES = {
+  login = "as2g --account prod login",
+  logout = "as2g logout",
+  send = 'as2g send ACME-AS2 GLOBEX-AS2 invoice.xml --subject "Invoice 1001" --wait',
+  ["send-dir"] = "as2g send-dir ACME-AS2 GLOBEX-AS2 /var/spool/edi/outbox --move-to",
+  settle = "as2g settle /var/spool/edi/outbox",
+  ls = "as2g ls received --unread --all --json",
+  show = "as2g show received '<90766548.41.1573209810390@as2gateway.com>'",
+  download = 'as2g download received "$id" --all --to ./in/',
+  mdn = 'as2g mdn sent "$id" --to -',
+  wait = 'as2g wait "$(as2g send ACME-AS2 GLOBEX-AS2 po.edi)" --mdn',
+  stop = 'as2g stop "$id"',
+  retry = 'as2g retry "$id"',
+  ["mark-unread"] = 'as2g mark-unread "$id"',
+  rm = "as2g ls failed --all --json | lua5.4 -e 'for l in io.lines() do "
+    .. "print(require(\"cjson\").decode(l).as2MessageId) end' | as2g rm failed -",
+  partners = "as2g partners globex",
+  stations = "as2g --json stations",
+  sandbox = 'eval "$(as2g sandbox start)" && as2g ls received && as2g sandbox stop',
+  completion = "as2g completion bash > ~/.local/share/bash-completion/completions/as2g",
+  help = "as2g help inbox",
+}
+
 local function build_parser(prog)
   local p = argparse(prog, "Command-line client for the AS2 Gateway REST API v1.")
     :epilog(EXIT_HELP)
   p:command_target("command")
   p:add_help_command()
+  p:add_complete_command()
+  p:flag("--version", "Print the version and exit."):action(function()
+    stdout:write(("%s %s\n"):format(prog, as2gateway._VERSION))
+    os.exit(EXIT.ok)
+  end)
+  p:flag("-v --verbose", "Print each request, answer and retry on stderr (also "
+    .. "AS2G_DEBUG=1); never a secret.")
   p:option("--account", "Named section of the config file.")
   p:option("--url", "Gateway base URL (default $AS2G_URL).")
   p:option("--username", "Username (default $AS2G_USERNAME).")
@@ -746,9 +966,10 @@ local function build_parser(prog)
   p:command("logout", "Forget the cached token.")
 
   local send = p:command("send", "Send files to a partner as one AS2 message.")
-  send:argument("station", "AS2 ID of your station.")
-  send:argument("partner", "AS2 ID of the partner.")
+  send:argument("station", "AS2 ID of your station."):convert(nonempty("the station"))
+  send:argument("partner", "AS2 ID of the partner."):convert(nonempty("the partner"))
   send:argument("file", "File(s) to send (1 to 10, 10 MB in all)."):args("+")
+    :convert(nonempty("a file name"))
   send:option("--subject", "Message subject.")
   send:option("--partner-type", "production (default) or test."):choices { "production", "test" }
   send:option("--profile", "Message submission profile.")
@@ -801,33 +1022,40 @@ local function build_parser(prog)
     "senderId", "subject" }
   ls:mutex(ls:flag("--asc", "Oldest first."), ls:flag("--desc", "Newest first (default)."))
   ls:option("--partner-type", "production (default) or test."):choices { "production", "test" }
-  ls:option("--partner", "Partner AS2 ID.")
-  ls:option("--station", "Station AS2 ID.")
-  ls:option("--id", "AS2 message ID.")
-  ls:option("--subject", "Subject.")
-  ls:option("--query", "Queued only: matches partner, station, ID or subject.")
+  ls:option("--partner", "Partner AS2 ID (not for queued: see --query).")
+  ls:option("--station", "Station AS2 ID (not for queued).")
+  ls:option("--id", "AS2 message ID (not for queued).")
+  ls:option("--subject", "Subject (not for queued).")
+  ls:option("--query", "Queued only (its one filter): matches partner, station, ID or "
+    .. "subject.")
 
   local show = p:command("show", "Show one message.")
   kind_arg(show, KINDS)
-  show:argument("id", "AS2 message ID.")
+  show:argument("id", "AS2 message ID."):convert(nonempty("an ID"))
   show:flag("--mark-read", "Received only: mark it read.")
 
   local download = p:command("download", "Download attachments: one, all, or a batch of IDs.")
   kind_arg(download, { "received", "sent" })
   download:argument("id", "AS2 message ID (several: a batch into --to DIR)."):args("+")
+    :convert(nonempty("an ID"))
   download:mutex(download:option("--index", "Attachment index (default 0)."):convert(count),
     download:flag("--all", "Every attachment."))
-  download:option("--to", "File or folder (default: the current folder).")
+  download:option("--to", "File or folder (default: the current folder); a trailing /, "
+    .. "--all or a batch: a folder, created if missing; - : stdout.")
   download:flag("--mark-read", "Received only: mark read.")
+  download:flag("--overwrite", "Replace existing files (default: name (2).ext, or exit 1 "
+    .. "for a file path).")
 
   local mdn = p:command("mdn", "Download the MDN of a message.")
   kind_arg(mdn, { "received", "sent" })
-  mdn:argument("id", "AS2 message ID.")
-  mdn:option("--to", "File or folder (default: the current folder).")
+  mdn:argument("id", "AS2 message ID."):convert(nonempty("an ID"))
+  mdn:option("--to", "File or folder (default: the current folder); a trailing /: a "
+    .. "folder, created if missing; - : stdout.")
+  mdn:flag("--overwrite", "Replace an existing file.")
   mdn:flag("--parse", "Print the MDN's disposition, error, MIC, ... (exit 1 for an error MDN).")
 
   local inbox = p:command("inbox", "Drain unread received messages into a folder, exactly once.")
-  inbox:option("--to", "Folder."):args(1):count(1)
+  inbox:option("--to", "Folder."):args(1):count(1):convert(nonempty("--to"))
   inbox:flag("--watch", "Keep polling.")
   inbox:option("--interval", "Seconds between polls with --watch (default 30).")
     :convert(seconds)
@@ -849,10 +1077,11 @@ One run per folder at a time (a lock on TO/.as2g-drain.lock).
 Exit: 0 every message done; 1 some message failed (the others are done); 8 another
 run holds TO; 3-6 the gateway could not be reached or refused us (nothing was lost).
 
-Example: as2g inbox --to ./inbox --exec 'import-edi "$@"' --watch --interval 60]])
+Example:
+  as2g inbox --to ./inbox --exec 'import-edi "$@"' --watch --interval 60]])
 
   local wait = p:command("wait", "Wait for a sent message's final state.")
-  wait:argument("id", "AS2 message ID or the Link of a send.")
+  wait:argument("id", "AS2 message ID or the Link of a send."):convert(nonempty("an ID"))
   wait:option("--timeout", "Seconds (default 300)."):convert(seconds)
   wait:option("--initial"):hidden(true):convert(seconds)
   wait:flag("--mdn", "Also wait for the MDN, and read it (an error MDN is not success).")
@@ -862,12 +1091,16 @@ Example: as2g inbox --to ./inbox --exec 'import-edi "$@"' --watch --interval 60]
     .. "(default 30)."):convert(seconds)
 
   p:command("stop", "Stop retrying a queued message."):argument("id", "AS2 message ID.")
+    :convert(nonempty("an ID"))
   p:command("retry", "Resume retrying a stopped message."):argument("id", "AS2 message ID.")
+    :convert(nonempty("an ID"))
+  p:command("mark-unread", "Mark received messages unread again (as before --mark-read).")
+    :argument("id", "AS2 message IDs."):args("+"):convert(nonempty("an ID"))
 
   local rm = p:command("rm", "Delete messages (IDs, or - to read them from stdin).")
   rm:argument("kind", "received, sent, failed, queued or stopped.")
     :choices { "received", "sent", "failed", "queued", "stopped" }
-  rm:argument("id", "AS2 message IDs."):args("+")
+  rm:argument("id", "AS2 message IDs."):args("+"):convert(nonempty("an ID"))
 
   p:command("partners", "List partners."):argument("query", "Filter."):args("?")
   p:command("stations", "List stations."):argument("query", "Filter."):args("?")
@@ -876,12 +1109,44 @@ Example: as2g inbox --to ./inbox --exec 'import-edi "$@"' --watch --interval 60]
   sandbox:handle_options(false)
   sandbox:argument("action", "start or stop"):choices { "start", "stop" }
   sandbox:argument("rest", "Options of as2g-sandbox."):args("*")
+  for _, cmd in ipairs(p._commands) do -- argparse keeps its commands there
+    local example = EXAMPLES[cmd._name]
+    if example then cmd:epilog("Example:\n  " .. example) end
+  end
   return p
+end
+
+local debug_traceback = debug.traceback
+
+-- --verbose: one line per event of the core's log (which never holds a secret).
+local function log_event(e)
+  local line
+  if e.event == "request" then
+    line = ("> %s %s (attempt %d)"):format(e.method, e.path, e.attempt or 1)
+  elseif e.event == "response" then
+    line = ("< %s in %.3f s%s"):format(e.status and tostring(e.status) or "no answer",
+      e.duration or 0, e.reason and (" (" .. e.reason .. ")") or "")
+  elseif e.event == "retry" then
+    line = ("retry in %.1f s (%s%s)"):format(e.delay or 0, tostring(e.reason),
+      e.status and (", HTTP " .. e.status) or "")
+  elseif e.event == "ratelimit_wait" then
+    line = ("rate limit: waiting %.1f s"):format(e.delay or 0)
+  else
+    line = e.event
+  end
+  stderr:write("as2g: ", line, "\n")
 end
 
 local function sandbox_command(args, bindir)
   local script = bindir .. "/as2g-sandbox"
   local cmd = { shell_quote(script), args.action }
+  -- the sandbox's server code is wherever this Lua finds its modules (an installed
+  -- tree, LuaRocks' included): said to the script, which cannot ask Lua's paths
+  local server = package.searchpath("as2gateway.sandbox.server", package.path)
+  if server and not os.getenv("AS2G_SANDBOX_LUA") then
+    local dir = server:match("^(.*)/as2gateway/sandbox/server%.lua$")
+    if dir then table.insert(cmd, 1, "AS2G_SANDBOX_LUA=" .. shell_quote(dir)) end
+  end
   for _, r in ipairs(args.rest or {}) do cmd[#cmd + 1] = shell_quote(r) end
   local ok, _, code = os.execute(table.concat(cmd, " "))
   return ok and EXIT.ok or (code or EXIT.failure)
@@ -889,12 +1154,23 @@ end
 
 --- Runs the tool; returns the exit code.
 function M.main(argv, prog, bindir)
+  -- Ctrl-C ends the core's waits with kind "interrupted" instead of killing the process
+  -- mid-transfer (or going unnoticed until a transfer ends): see csrc/interrupt.h
+  core.trap_interrupts()
   local parser = build_parser(prog or "as2g")
-  local ok, args = parser:pparse(argv)
+  -- parsed as pparse does, but keeping the parser that failed: a subcommand's usage
+  -- error shows that subcommand's usage
+  local failed = parser
+  local ok, args = pcall(parser._parse, parser, argv, function(which, msg)
+    failed = which
+    error({ usage = msg }, 0)
+  end)
   if not ok then
-    stderr:write(parser:get_usage(), "\n\nError: ", args, "\n")
+    if type(args) ~= "table" or not args.usage then error(args, 0) end
+    stderr:write(failed:get_usage(), "\n\nError: ", args.usage, "\n")
     return EXIT.usage
   end
+  local verbose = args.verbose or (os.getenv("AS2G_DEBUG") or "") ~= ""
   if args.command == "sandbox" then return sandbox_command(args, bindir or ".") end
   local cfg, why = resolve(args)
   if not cfg then
@@ -906,6 +1182,12 @@ function M.main(argv, prog, bindir)
     return EXIT.ok
   end
   local opts = { url = cfg.url, username = cfg.username, cainfo = cfg.ca }
+  if verbose then
+    for _, k in ipairs { "url", "username", "password", "ca" } do
+      if cfg.from[k] then say(("as2g: %s from %s"):format(k, cfg.from[k])) end
+    end
+    opts.log = log_event
+  end
   local cached = args.command ~= "login" and read_token(cfg)
   if cached and cached.expiry > (os.time() + 120) * 1000 then
     opts.token, opts.token_expiry = cached.token, cached.expiry
@@ -913,6 +1195,7 @@ function M.main(argv, prog, bindir)
   opts.password = cfg.password
   if not opts.password and (not opts.token or args.command == "login") then
     opts.password = prompt_password(cfg)
+    if core.interrupted() then say("as2g: interrupted") return EXIT.interrupted end
     if not opts.password then
       say("as2g: no password: set AS2G_PASSWORD, put it in the config file, or run "
         .. "from a terminal (or `as2g login` first)")
@@ -923,12 +1206,15 @@ function M.main(argv, prog, bindir)
   local finish_bar
   if core.isatty(2) then opts.progress, finish_bar = progress_bar() end
   local created, client = pcall(as2gateway.new, opts)
-  if not created then
-    say("as2g: ", tostring(client))
+  if not created then -- a setting the client refuses (an http:// URL, say)
+    say("as2g: ", plain(client))
     return EXIT.usage
   end
   local ctx = { args = args, cfg = cfg, client = client }
-  local ran, result = pcall(commands[args.command], ctx)
+  local ran, result = xpcall(commands[args.command], function(e)
+    if getmetatable(e) == Fail then return e end
+    return { internal = e, trace = verbose and debug_traceback(tostring(e), 2) }
+  end, ctx)
   if finish_bar then finish_bar() end
   -- a token obtained on the way is cached for the next run
   local token, expiry = client:token()
@@ -937,8 +1223,27 @@ function M.main(argv, prog, bindir)
     save_token(cfg, token, expiry)
   end
   client:close()
+  if core.interrupted() or ctx.interrupted then
+    -- said in full when there is more to it (a send that may have gone out)
+    local e = not ran and getmetatable(result) == Fail and result.err
+    say("as2g: ", (e and e.message ~= "interrupted") and tostring(e) or "interrupted")
+    return EXIT.interrupted
+  end
   if not ran then
-    if getmetatable(result) ~= Fail then error(result, 0) end
+    if result.internal then
+      -- a bug of as2g's or the library's: said plainly; where it happened only on request
+      say("as2g: internal error: ", plain(result.internal))
+      if result.trace then say(result.trace) else say("as2g: AS2G_DEBUG=1 shows where") end
+      return EXIT.failure
+    end
+    if result.code == EXIT.usage and result.msg then
+      local cmd = parser
+      for _, c in ipairs(parser._commands) do
+        if c._name == args.command then cmd = c end
+      end
+      stderr:write(cmd:get_usage(), "\n\nError: ", result.msg, "\n")
+      return EXIT.usage
+    end
     if result.err then say("as2g: ", tostring(result.err)) end
     if result.msg then say("as2g: ", result.msg) end
     return result.code or (result.err and BY_KIND[result.err.kind]) or EXIT.failure

@@ -92,6 +92,7 @@ local function take_lock(self, dir, wait)
   while true do
     local lock, e = core.lock(dir .. "/" .. LOCK, { timeout = 0 })
     if lock then return lock end
+    if core.interrupted() then return nil, err("interrupted", "interrupted") end
     local now = self.clock()
     if e.kind ~= "locked" or now >= deadline then
       if e.kind == "locked" then

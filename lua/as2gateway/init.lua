@@ -39,8 +39,9 @@ local QUEUED_PARAMS = { sortCol = true, sortDir = true, partnerType = true, page
   pageLength = true, query = true }
 
 ---@class as2gateway.Error
----@field kind string stable: auth, ratelimited, timeout, network, tls, http, notfound, invalid, unknown_outcome, protocol, io, redirect
----@field message string
+---@field kind as2gateway.ErrorKind stable; only ever appended to (as2gateway.kinds)
+---@field message string the gateway's own message when it sent one, else what happened
+---@field context? string with the gateway's message: what failed ("not found")
 ---@field status? integer HTTP status, when there was an answer
 
 --- An `invalid` error, for what the caller can fix (nothing was sent).
@@ -108,6 +109,8 @@ _M.Client = Client
 ---@field clock? fun(): number seconds; replaces the clock (tests, event loops)
 ---@field sleep? fun(seconds: number) replaces sleeping (e.g. ngx.sleep)
 ---@field progress? fun(ul_now: number, ul_total: number, dl_now: number, dl_total: number) during transfers
+---@field acquire? fun(): number an outside rate limiter: 0 (go) or the seconds to wait; with release
+---@field release? fun(seconds: number) gives the slot back, with the time the transfer ended
 
 --- Creates a client. Nothing goes over the network until the first call. Wrong
 --- option names or types raise.
@@ -125,6 +128,9 @@ end
 
 --- Runs one request through the core: the result, or nil and an error. Blocking by
 --- default; as2gateway.openresty replaces it with a loop that yields to nginx.
+---@param spec table a request spec of the core (docs/core.md)
+---@return table|nil result
+---@return as2gateway.Error|nil err
 function Client:perform(spec)
   if self.stepper then return self.stepper(self, spec) end
   return self.core:perform(spec)
@@ -146,16 +152,20 @@ function Client:authorize()
 end
 
 --- The token the client holds now (no request): token, expiry in ms; or nil.
+---@return string|nil token
+---@return number|nil expiry ms since the epoch
 function Client:token()
   return self.core:token()
 end
 
 --- Request counters of this client: requests, retries, authorizations, ...
+---@return as2gateway.Stats
 function Client:stats()
   return self.core:stats()
 end
 
 --- Closes the client and its connection; idempotent (also on __gc and __close).
+---@return nil
 function Client:close()
   self.core:close()
 end
@@ -174,8 +184,8 @@ end
 
 --- One page of a listing.
 ---@param kind "received"|"sent"|"failed"|"queued"
----@param params? table the API's query parameters (pageOffset is a page number)
----@return table|nil page {totalRecords, records}
+---@param params? as2gateway.ListParams the API's query parameters (pageOffset is a page number)
+---@return as2gateway.Page|nil page
 ---@return as2gateway.Error|nil err
 function Client:list(kind, params)
   check_kind(kind, LISTABLE, "list")
@@ -252,7 +262,8 @@ Iterator.__close = Iterator.close
 --- `iterator.err` (`local it = client:messages(...); for m in it do ... end`). The
 --- iterator is to-be-closed on Lua 5.4.
 ---@param kind "received"|"sent"|"failed"|"queued"
----@param params? table query parameters, without pageOffset
+---@param params? as2gateway.ListParams query parameters, without pageOffset
+---@return as2gateway.Iterator
 function Client:messages(kind, params)
   check_kind(kind, LISTABLE, "messages")
   if params ~= nil and type(params) ~= "table" then error("messages: params must be a table", 2) end
@@ -273,7 +284,11 @@ function Client:messages(kind, params)
 end
 
 --- One message.
----@param params? table {markAsRead = true} (received only)
+---@param kind "received"|"sent"|"failed"|"queued"
+---@param id string the AS2 message ID
+---@param params? as2gateway.GetParams {markAsRead = true} (received only)
+---@return as2gateway.Message|nil message
+---@return as2gateway.Error|nil err
 function Client:get(kind, id, params)
   check_kind(kind, LISTABLE, "get")
   check_id(id, "get")
@@ -282,18 +297,27 @@ function Client:get(kind, id, params)
 end
 
 --- Undoes markAsRead (API scope).
+---@param id string the AS2 message ID of a received message
+---@return as2gateway.Ack|nil ack
+---@return as2gateway.Error|nil err
 function Client:mark_unread(id)
   check_id(id, "mark_unread")
   return json_call(self, { method = "POST", path = { MESSAGE, "received", id, "markUnread" } })
 end
 
 --- Stops retrying a queued message (it moves to the Stopped list).
+---@param id string
+---@return as2gateway.Ack|nil ack
+---@return as2gateway.Error|nil err
 function Client:stop(id)
   check_id(id, "stop")
   return json_call(self, { method = "POST", path = { MESSAGE, "queued", id, "stop" } })
 end
 
 --- Resumes retrying a stopped message.
+---@param id string
+---@return as2gateway.Ack|nil ack
+---@return as2gateway.Error|nil err
 function Client:retry(id)
   check_id(id, "retry")
   return json_call(self, { method = "POST", path = { MESSAGE, "queued", id, "retry" } })
@@ -305,6 +329,7 @@ end
 ---@param id_or_ids string|string[]
 ---@return integer|nil deleted
 ---@return as2gateway.Error|nil err
+---@return integer|nil deleted_before_the_error
 function Client:delete(kind, id_or_ids)
   check_kind(kind, DELETABLE, "delete")
   if type(id_or_ids) == "string" then
@@ -332,11 +357,17 @@ function Client:delete(kind, id_or_ids)
 end
 
 --- Partners, optionally filtered by name or AS2 ID (partial match).
+---@param query? string
+---@return as2gateway.Partner[]|nil partners
+---@return as2gateway.Error|nil err
 function Client:partners(query)
   return json_call(self, { path = { "partner" }, query = query and { query = query } or nil })
 end
 
 --- Stations, optionally filtered by name or AS2 ID (partial match).
+---@param query? string
+---@return as2gateway.Station[]|nil stations
+---@return as2gateway.Error|nil err
 function Client:stations(query)
   return json_call(self, { path = { "station" }, query = query and { query = query } or nil })
 end
@@ -350,8 +381,9 @@ end
 --- kind is `unknown_outcome`.
 ---@param station string the station's AS2 ID
 ---@param partner string the partner's AS2 ID
----@param params? table {partnerType = "production"|"test", subject =, profile =}
----@return table|nil result {message, link, as2MessageId, station, partner, subject, partnerType}
+---@param list string|string[]|as2gateway.FileSpec[] the files: paths, or names with data
+---@param params? as2gateway.SendParams
+---@return as2gateway.SendResult|nil result {message, link, as2MessageId, station, partner, subject, partnerType}
 ---@return as2gateway.Error|nil err
 function Client:send(station, partner, list, params)
   if type(station) ~= "string" or station == "" then error("send: station expected", 2) end
@@ -385,6 +417,8 @@ _M.parse_mdn = function(payload) return require("as2gateway.mdn").parse(payload)
 
 --- The AS2 message ID in a Link URL (its last path segment), or the argument itself
 --- when it is already an ID.
+---@param link_or_id string
+---@return string id
 function _M.id_of(link_or_id)
   local seg = link_or_id:match("^https?://[^?#]*/([^/?#]+)[^/]*$")
   if seg then return unescape(seg) end
@@ -404,8 +438,10 @@ end
 --- only when complete. Returns the path; for an extracted `all`, the list of paths
 --- (all or nothing: a zip entry that must be refused fails the call); for a sink,
 --- the answer's details {status, filename, content_type, bytes}.
----@param opts table {index =, all =, to =, sink =, markAsRead =, overwrite =}
----@return string|table|nil path
+---@param kind "received"|"sent"
+---@param id string
+---@param opts as2gateway.DownloadOptions
+---@return string|string[]|as2gateway.SinkResult|nil path
 ---@return as2gateway.Error|nil err
 function Client:download(kind, id, opts)
   check_kind(kind, DOWNLOADABLE, "download")
@@ -425,6 +461,11 @@ function Client:download(kind, id, opts)
 end
 
 --- Downloads the MDN of a message; opts as for download (to, sink, markAsRead).
+---@param kind "received"|"sent"
+---@param id string
+---@param opts as2gateway.MdnOptions
+---@return string|as2gateway.SinkResult|nil path
+---@return as2gateway.Error|nil err
 function Client:mdn(kind, id, opts)
   check_kind(kind, DOWNLOADABLE, "mdn")
   check_id(id, "mdn")
@@ -437,6 +478,7 @@ end
 --- memory (at most as2gateway.mdn.MAX_BYTES) and parsed; nil, err (kind notfound when
 --- there is no MDN yet, protocol when it is not a readable MDN).
 ---@param kind "received"|"sent"
+---@param id string the AS2 message ID
 ---@return table|nil report {disposition, error, original_message_id, mic, ...}
 ---@return as2gateway.Error|nil err
 function Client:mdn_report(kind, id)
@@ -468,7 +510,11 @@ function Client:_fetch(kind, path, opts)
   end
   local into_dir = is_dir(opts.to)
   if into_dir and opts.all then
-    return require("as2gateway.batch").download_all(self, spec, opts.to)
+    return require("as2gateway.batch").download_all(self, spec, opts.to, opts.overwrite)
+  end
+  if not into_dir then -- before the transfer, not after it
+    local ok, err = require("as2gateway.util").check_target(opts.to, opts.overwrite)
+    if not ok then return nil, err end
   end
   if into_dir then
     spec.to_dir = opts.to
@@ -486,7 +532,9 @@ end
 --- `opts.to/<message folder>/<attachment>`. Returns a table by ID:
 --- {folder =, paths = {...}} or {err = ...}.
 ---@param ids string[]
----@param opts table {to = folder, markAsRead = boolean}
+---@param opts as2gateway.BatchOptions
+---@return table<string, as2gateway.BatchResult>|nil results by ID
+---@return as2gateway.BatchReport|as2gateway.Error report, or the error
 function Client:download_batch(ids, opts)
   return require("as2gateway.batch").download(self, ids, opts)
 end

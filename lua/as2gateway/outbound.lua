@@ -880,7 +880,7 @@ end
 --- "unsent"|"refused", as2MessageId, link, error, found, moved}. No request is made.
 ---@return table[]|nil records
 ---@return as2gateway.Error|nil err kind io when the journal cannot be read
-function W.send_journal(_, dir)
+function W.send_journal(self, dir) -- luacheck: ignore self
   if type(dir) ~= "string" or dir == "" then error("send_journal: a folder expected", 2) end
   local records, e = read_journal(dir:gsub("(.)/+$", "%1") .. "/" .. JOURNAL)
   if not records then return nil, e end

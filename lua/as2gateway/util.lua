@@ -28,6 +28,24 @@ function U.check_opts(opts, allowed, what, level)
   end
 end
 
+--- Whether a download can be stored at `path`, a file path, before any request is
+--- made (a missing folder found after 10 MB went over the wire costs the transfer and
+--- the request): its folder must exist, and the file must not, unless `overwrite`.
+--- True, or nil and an error of kind "io" (the kind the same failure has afterwards).
+function U.check_target(path, overwrite)
+  local parent = path:match("^(.*)/[^/]*$") or "."
+  if parent == "" then parent = "/" end
+  if core.stat(parent) ~= "dir" then
+    return nil, core.error("io", ("cannot store the download in %s: %s is not a folder")
+      :format(path, parent))
+  end
+  if core.stat(path) and not overwrite then
+    return nil, core.error("io", ("cannot store the download in %s: the file exists "
+      .. "(overwrite replaces it)"):format(path))
+  end
+  return true
+end
+
 -- lua-cjson under Lua 5.4 decodes every number as a float; the API's numbers are
 -- integers (timestamps, sizes, counts), so give them back as integers. In place;
 -- returns v. (Nothing to do where there are no integers, as on LuaJIT.)

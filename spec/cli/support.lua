@@ -31,18 +31,35 @@ function M.home()
   return { dir = dir, cache = dir .. "/cache", config = dir .. "/config" }
 end
 
+--- A fresh start for a test: the sandbox reset, a private home, and (with `sub`) an
+--- empty folder of that name in it. Returns home, folder.
+function M.fresh(sub)
+  h.reset()
+  local home = M.home()
+  local dir = sub and home.dir .. "/" .. sub
+  if dir then capture("mkdir -p " .. h.quote(dir)) end
+  return home, dir
+end
+
+--- The usual setup of an as2g spec, registered in the calling describe block: before
+--- each test a fresh start (M.fresh), after it the private home removed. Returns a
+--- table holding the current test's `home` (and `dir`, with `sub`) and `run(args, opts)`.
+function M.each_test(sub)
+  local t = {}
+  local busted = require "busted" -- its hooks are no globals outside a spec file
+  busted.before_each(function() t.home, t.dir = M.fresh(sub) end)
+  busted.after_each(function() M.rmrf(t.home.dir) end)
+  function t.run(args, opts) return M.run(t.home, args, opts) end
+  return t
+end
+
 --- A private home with a work folder, for specs that run as2g on files: w.setup()
---- (reset the sandbox; a fresh home and folder: give it to before_each) and
---- w.teardown() (to after_each); w.home, w.dir, w.run(args, opts) runs as2g there
---- (see M.run), w.file(name, data) writes a file into the work folder: its path.
+--- (M.fresh with a folder "work": give it to before_each) and w.teardown() (to
+--- after_each); w.home, w.dir, w.run(args, opts) runs as2g there (see M.run),
+--- w.file(name, data) writes a file into the work folder: its path.
 function M.workspace()
   local w = {}
-  function w.setup()
-    h.reset()
-    w.home = M.home()
-    w.dir = w.home.dir .. "/work"
-    M.capture("mkdir -p " .. h.quote(w.dir))
-  end
+  function w.setup() w.home, w.dir = M.fresh("work") end
   function w.teardown() M.rmrf(w.home.dir) end
   function w.run(args, opts) return M.run(w.home, args, opts) end
   function w.file(name, data)
@@ -104,6 +121,31 @@ function M.spawn(home, args, opts)
   job.pid = h.wait_until(function() return tonumber(h.read_file(job.pidfile) or "") end, 30,
     "the background as2g did not start", 0.02)
   return job
+end
+
+--- Runs a shell command line in a terminal of its own: a detached tmux session on a
+--- private server (its socket under `dir`). Returns {screen = fn() -> text,
+--- keys = fn(...) (tmux send-keys), wait = fn(text, timeout) (until the screen shows
+--- it), kill = fn()}.
+function M.tmux(dir, cmdline)
+  local sock = dir .. "/tmux.sock"
+  local function tmux(args)
+    return capture("tmux -S " .. h.quote(sock) .. " " .. args .. " 2>&1")
+  end
+  tmux("new-session -d -x 160 -y 40 -s t " .. h.quote(cmdline))
+  local t = {}
+  function t.screen() return tmux("capture-pane -p -t t") end
+  function t.keys(...)
+    local words = {}
+    for i, k in ipairs { ... } do words[i] = h.quote(k) end
+    tmux("send-keys -t t " .. table.concat(words, " "))
+  end
+  function t.wait(text, timeout)
+    return h.wait_until(function() return t.screen():find(text, 1, true) end, timeout or 30,
+      "the terminal did not show '" .. text .. "'")
+  end
+  function t.kill() tmux("kill-server") end
+  return t
 end
 
 --- Injects `n` inbound messages alike through ONE curl process (its `--next` blocks

@@ -269,10 +269,18 @@ describe("as2g transfers", function()
       assert.matches("invoice%-1001 %(2%)%.edi\n", out)
     end)
 
-    it("exits 1 for a batch into a folder that does not exist", function()
-      local _, err, code = run { "download", "received", id1, id2, "--to", w.dir .. "/none" }
+    it("creates the folder of a batch when it does not exist", function()
+      local out, err, code = run { "download", "received", id1, id2, "--to", w.dir .. "/new/er" }
+      assert.equal(0, code, err)
+      assert.equal(3, S.count(out, w.dir .. "/new/er/"))
+      assert.equal(3, #S.files(w.dir .. "/new/er"))
+    end)
+
+    it("exits 1 for a batch into a folder that cannot be made", function()
+      h.write_file(w.dir .. "/plain", "x")
+      local _, err, code = run { "download", "received", id1, id2, "--to", w.dir .. "/plain" }
       assert.equal(1, code)
-      assert.matches("not a folder", err, 1, true)
+      assert.matches("plain", err, 1, true)
     end)
 
     it("exits 4 for an unknown message or attachment index", function()

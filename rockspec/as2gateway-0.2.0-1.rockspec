@@ -1,11 +1,11 @@
--- LuaRocks spec: `luarocks make rockspec/as2gateway-scm-1.rockspec` from a checkout.
--- lua-cjson (and, for bin/as2g, argparse) are needed at run time; they are not listed
--- as rock dependencies so that the build works offline on Debian, where the lua-cjson
--- and lua-argparse packages provide them (elsewhere: `luarocks install lua-cjson
--- argparse`).
+-- LuaRocks spec: `luarocks make rockspec/as2gateway-0.2.0-1.rockspec` from a checkout.
+-- The version is csrc/version.h's (spec/packaging_spec.lua holds the two together).
+-- lua-cjson (the library) and argparse (bin/as2g) are needed at run time and listed
+-- below; on Debian, where the lua-cjson and lua-argparse packages provide them and
+-- LuaRocks cannot see those, pass --deps-mode=none.
 rockspec_format = "3.0"
 package = "as2gateway"
-version = "scm-1"
+version = "0.2.0-1"
 source = {
   url = "git+https://github.com/as2gateway/as2gateway-lua.git",
 }
@@ -22,6 +22,8 @@ downloads) under a pure-Lua API, plus bin/as2g-sandbox: a local gateway on nginx
 }
 dependencies = {
   "lua >= 5.1",
+  "lua-cjson >= 2.1.0",
+  "argparse >= 0.7.0",
 }
 external_dependencies = {
   -- by library only: Debian keeps curl/curl.h in a multiarch include directory that
@@ -37,7 +39,7 @@ build = {
         "csrc/buf.c", "csrc/error.c", "csrc/json.c", "csrc/headers.c", "csrc/url.c",
         "csrc/ratelimit.c", "csrc/auth.c", "csrc/stream.c", "csrc/transport.c",
         "csrc/client.c", "csrc/fs.c", "csrc/lock.c", "csrc/sha256.c", "csrc/unzip.c",
-        "csrc/lcore.c", "csrc/lutil.c", "csrc/ljson.c",
+        "csrc/interrupt.c", "csrc/lcore.c", "csrc/lutil.c", "csrc/ljson.c",
       },
       defines = { "_GNU_SOURCE" },
       incdirs = { "$(CURL_INCDIR)", "$(ZIP_INCDIR)" },
@@ -53,6 +55,7 @@ build = {
     ["as2gateway.util"] = "lua/as2gateway/util.lua",
     ["as2gateway.mdn"] = "lua/as2gateway/mdn.lua",
     ["as2gateway.journal"] = "lua/as2gateway/journal.lua",
+    ["as2gateway.types"] = "lua/as2gateway/types.lua", -- LuaLS annotations (---@meta)
     ["as2gateway.cli"] = "lua/as2gateway/cli.lua",
     ["as2gateway.json"] = "lua/as2gateway/json.lua",
     ["as2gateway.openresty"] = "lua/as2gateway/openresty.lua",
