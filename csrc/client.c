@@ -8,6 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "check.h"
 #include "headers.h"
 #include "json.h"
 
@@ -51,10 +52,21 @@ int a2g_client_init(a2g_client *c, const a2g_client_opts *o, a2g_error *err)
     c->retry_after_cap_ms = o->retry_after_cap_ms;
     c->max_json = o->max_json;
     c->max_download = o->max_download;
+    const char *why;
+    if (o->token && (why = a2g_check_text(o->token, strlen(o->token), A2G_TEXT_TOKEN))) {
+        a2g_fail(err, A2G_INVALID, 0, "the token %s", why);
+        goto fail;
+    }
+    if (o->transport.user_agent && (why = a2g_check_text(o->transport.user_agent,
+                                                         strlen(o->transport.user_agent),
+                                                         A2G_TEXT_HEADER))) {
+        a2g_fail(err, A2G_INVALID, 0, "the user_agent %s", why);
+        goto fail;
+    }
     if (a2g_url_base(o->url, &c->origin, &c->base, err) != 0)
         goto fail;
-    if (a2g_auth_init(&c->auth, o->username, o->password, o->token, o->token_expiry_ms)
-        != 0) {
+    if (a2g_auth_init(&c->auth, o->username, o->password, o->token, o->token_expiry_ms,
+                      wall_ms()) != 0) {
         a2g_fail(err, A2G_IO, 0, "out of memory");
         goto fail;
     }
@@ -113,11 +125,12 @@ a2g_request *a2g_request_new(a2g_client *c, const char *method, const char *path
     a2g_buf_init(&r->url, 0);
     a2g_buf_init(&r->target, 0);
     a2g_buf_init(&r->login_target, 0);
-    a2g_buf_init(&r->xfer.errbody, 0);
+    a2g_buf_init_secret(&r->xfer.errbody, 0); /* a gateway may echo what it was sent */
     a2g_source_none(&r->source);
     a2g_source_none(&r->login_body);
     a2g_sink_memory(&r->sink, c->max_json);
     a2g_sink_memory(&r->login_answer, 64 * 1024);
+    r->login_answer.mem.secret = 1; /* the token */
     if (a2g_buf_appends(&r->path, path) != 0) {
         a2g_request_free(r);
         a2g_fail(err, A2G_IO, 0, "out of memory");
@@ -214,11 +227,8 @@ static int fail(a2g_request *r, a2g_kind kind, long status, const char *fmt, con
 /* Header lists may hold the token: zero them before they go back to the allocator. */
 static void free_headers(struct curl_slist *l)
 {
-    for (struct curl_slist *e = l; e; e = e->next) {
-        volatile char *p = e->data;
-        while (*p)
-            *p++ = 0;
-    }
+    for (struct curl_slist *e = l; e; e = e->next)
+        explicit_bzero(e->data, strlen(e->data));
     curl_slist_free_all(l);
 }
 
@@ -233,10 +243,11 @@ static int build_transfer(a2g_request *r, int login)
     a2g_buf_reset(&r->url);
     if (login) {
         a2g_buf login_json;
-        a2g_buf_init(&login_json, 0);
+        a2g_buf_init_secret(&login_json, 0);
         a2g_source_free(&r->login_body);
         if (a2g_auth_request(&c->auth, &login_json) != 0
-            || a2g_source_memory(&r->login_body, login_json.data, login_json.len, &r->err) != 0
+            || a2g_source_memory_secret(&r->login_body, login_json.data, login_json.len,
+                                        &r->err) != 0
             || (r->login_target.len
                     ? a2g_buf_append(&r->url, r->login_target.data, r->login_target.len)
                     : (a2g_buf_append(&r->url, c->base.data, c->base.len)
@@ -265,7 +276,7 @@ static int build_transfer(a2g_request *r, int login)
                 return fail(r, A2G_IO, 0, "%s", "out of memory");
             snprintf(line, n, "Authorization: %s", c->auth.token);
             h = curl_slist_append(h, line);
-            memset(line, 0, n);
+            explicit_bzero(line, n);
             free(line);
         }
         for (struct curl_slist *e = r->extra; e; e = e->next)
@@ -468,13 +479,15 @@ static void on_login_done(a2g_request *r, int64_t now)
     }
     if (x->status == 200) {
         if (a2g_auth_accept(&c->auth, r->login_answer.mem.data, r->login_answer.mem.len,
-                            &r->err) != 0) {
+                            wall_ms(), &r->err) != 0) {
             finish(r);
             return;
         }
         c->stats.authorizations++;
         emit(r, "authorize", 200, 0, 0, NULL);
         r->login_first = 0;
+        r->logins++;
+        r->fresh = 1; /* this token serves this request, however short its life */
         if (r->is_login) {
             r->status = 200;
             r->err.kind = A2G_OK;
@@ -550,6 +563,7 @@ static void on_main_done(a2g_request *r, int64_t now)
         if (!r->reauthed && r->used_token && a2g_auth_can_login(&c->auth)) {
             /* the token expired or was revoked early: log in again, once */
             r->reauthed = 1;
+            r->fresh = 0;
             a2g_auth_forget(&c->auth);
             c->stats.reauthentications++;
             emit(r, "reauth", 401, 0, 0, NULL);
@@ -595,10 +609,16 @@ a2g_step a2g_request_step(a2g_request *r, int wait_ms, int64_t *sleep_ms)
                 return A2G_STEP_SLEEP;
             }
             int64_t now = c->clock(c->clock_ud);
-            if (!r->is_login && !a2g_auth_valid(&c->auth, wall_ms())) {
-                if (a2g_auth_can_login(&c->auth))
+            if (!r->is_login && !r->login_first && !(r->fresh && c->auth.token)
+                && !a2g_auth_valid(&c->auth, wall_ms())) {
+                if (a2g_auth_can_login(&c->auth)) {
+                    if (r->logins >= A2G_MAX_LOGINS) {
+                        fail(r, A2G_AUTH, 0, "%s", "two logins in one request gave no "
+                             "token the gateway accepts");
+                        continue;
+                    }
                     r->login_first = 1;
-                else if (!c->auth.token) {
+                } else if (!c->auth.token) {
                     fail(r, A2G_AUTH, 0, "%s", "no token, and no username and password to "
                          "get one");
                     continue;

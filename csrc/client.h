@@ -89,6 +89,10 @@ void a2g_client_free(a2g_client *c);
 
 typedef enum { A2G_STEP_DONE, A2G_STEP_SLEEP, A2G_STEP_IO } a2g_step;
 
+/* Logins one request may make: one before it (no token, or one about to expire) and
+ * one after a 401 to the token it had. */
+#define A2G_MAX_LOGINS 2
+
 typedef struct a2g_request {
     a2g_client *c;
     char method[8];
@@ -103,6 +107,8 @@ typedef struct a2g_request {
     int phase;
     int login_first;
     int used_token;
+    int logins;                  /* successful /authorize calls of this request */
+    int fresh;                   /* the token held was obtained by this request */
     int attempts;
     int reauthed;
     int redirects;

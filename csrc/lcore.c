@@ -114,14 +114,15 @@ static void check_keys(lua_State *L, int idx, const char *what, const char *cons
     }
 }
 
-static const char *opt_string(lua_State *L, int idx, const char *name)
+/* A string option, checked as what it becomes (check.h): a header, a URL, a path. */
+static const char *opt_string(lua_State *L, int idx, const char *name, a2g_text what)
 {
     const char *v = NULL;
     lua_getfield(L, idx, name);
     if (!lua_isnil(L, -1)) {
-        if (lua_type(L, -1) != LUA_TSTRING)
-            luaL_error(L, "option '%s' must be a string", name);
-        v = lua_tostring(L, -1);
+        char label[64];
+        snprintf(label, sizeof label, "option '%s'", name);
+        v = a2g_checktext(L, -1, what, label);
     }
     lua_pop(L, 1); /* the string stays alive: the option table holds it */
     return v;
@@ -397,18 +398,18 @@ static int l_new(lua_State *L)
     check_keys(L, 1, "as2gateway.new", CLIENT_OPTIONS);
     a2g_client_opts o;
     memset(&o, 0, sizeof o);
-    o.url = opt_string(L, 1, "url");
+    o.url = opt_string(L, 1, "url", A2G_TEXT_URL);
     if (!o.url)
         return luaL_error(L, "as2gateway.new: option 'url' is required");
-    o.username = opt_string(L, 1, "username");
-    o.password = opt_string(L, 1, "password");
-    o.token = opt_string(L, 1, "token");
+    o.username = opt_string(L, 1, "username", A2G_TEXT_PLAIN);
+    o.password = opt_string(L, 1, "password", A2G_TEXT_PLAIN);
+    o.token = opt_string(L, 1, "token", A2G_TEXT_TOKEN);
     o.token_expiry_ms = (int64_t)opt_number(L, 1, "token_expiry", 0, 0);
     if (!o.token && !(o.username && o.password))
         return luaL_error(L, "as2gateway.new: give username and password, or token");
-    o.transport.cainfo = opt_string(L, 1, "cainfo");
-    o.transport.proxy = opt_string(L, 1, "proxy");
-    o.transport.user_agent = opt_string(L, 1, "user_agent");
+    o.transport.cainfo = opt_string(L, 1, "cainfo", A2G_TEXT_PATH);
+    o.transport.proxy = opt_string(L, 1, "proxy", A2G_TEXT_URL);
+    o.transport.user_agent = opt_string(L, 1, "user_agent", A2G_TEXT_HEADER);
     if (!o.transport.user_agent)
         o.transport.user_agent = "as2gateway-lua/0.1";
     o.transport.connect_timeout_ms = (long)(opt_number(L, 1, "connect_timeout", 10, 0.001) * 1000);
@@ -517,15 +518,26 @@ static int l_client_stats(lua_State *L)
     return 1;
 }
 
-/* client:token() -> token, expiry (ms) | nil: what the client holds now, no request. */
+static int64_t wall_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* client:token() -> token, expiry (ms since the epoch by our clock, 0: unknown),
+ * usable (false once the client would renew it before the next request) | nil: what
+ * the client holds now, no request. */
 static int l_client_token(lua_State *L)
 {
     lclient *lc = check_client(L, 1);
-    if (!lc->c->auth.token)
+    a2g_auth *a = &lc->c->auth;
+    if (!a->token)
         return 0;
-    lua_pushstring(L, lc->c->auth.token);
-    lua_pushnumber(L, (lua_Number)lc->c->auth.expiry_ms);
-    return 2;
+    lua_pushstring(L, a->token);
+    lua_pushinteger(L, (lua_Integer)a->expiry_ms);
+    lua_pushboolean(L, a2g_auth_valid(a, wall_now_ms()));
+    return 3;
 }
 
 /* client:set_token(token[, expiry_ms]): use this token from now on (one obtained by
@@ -533,17 +545,10 @@ static int l_client_token(lua_State *L)
 static int l_client_set_token(lua_State *L)
 {
     lclient *lc = check_client(L, 1);
-    const char *token = luaL_checkstring(L, 2);
+    const char *token = a2g_checktext(L, 2, A2G_TEXT_TOKEN, "set_token: the token");
     lua_Number expiry = luaL_optnumber(L, 3, 0);
-    for (const unsigned char *p = (const unsigned char *)token; *p; p++)
-        if (*p <= 0x20 || *p >= 0x7f)
-            return luaL_argerror(L, 2, "not a token");
-    char *copy = strdup(token);
-    if (!copy)
+    if (a2g_auth_set(&lc->c->auth, token, expiry == expiry ? expiry : 0, wall_now_ms()) != 0)
         return luaL_error(L, "out of memory");
-    a2g_auth_forget(&lc->c->auth);
-    lc->c->auth.token = copy;
-    lc->c->auth.expiry_ms = (int64_t)expiry;
     return 0;
 }
 
@@ -605,15 +610,22 @@ static int l_request_close(lua_State *L)
     return 0;
 }
 
-static int valid_path(const char *p)
+/* An encoded path: '/' first, unreserved characters and escapes only, and no "." or
+ * ".." segment (libcurl and servers would remove it: the request would go elsewhere). */
+static int valid_path(const char *p, size_t len)
 {
-    if (*p != '/')
+    if (len == 0 || *p != '/' || a2g_check_text(p, len, A2G_TEXT_URL))
         return 0;
-    for (; *p; p++) {
-        unsigned char c = (unsigned char)*p;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)p[i];
         if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
               || strchr("/-._~%", c)))
             return 0;
+        if (c == '/') {
+            size_t seg = strcspn(p + i + 1, "/");
+            if ((seg == 1 && p[i + 1] == '.') || (seg == 2 && p[i + 1] == '.' && p[i + 2] == '.'))
+                return 0;
+        }
     }
     return 1;
 }
@@ -637,10 +649,11 @@ static int build_path(lua_State *L, int spec, a2g_buf *path)
 {
     lua_getfield(L, spec, "path");
     if (lua_type(L, -1) == LUA_TSTRING) {
-        const char *p = lua_tostring(L, -1);
-        if (!valid_path(p))
-            path_error(L, path, "request: path must start with '/' and be percent-encoded "
-                                "(or give a list of segments)");
+        size_t plen;
+        const char *p = lua_tolstring(L, -1, &plen);
+        if (!valid_path(p, plen))
+            path_error(L, path, "request: path must start with '/' and be percent-encoded, "
+                                "without '.' or '..' segments (or give a list of segments)");
         a2g_buf_appends(path, p);
     } else if (lua_type(L, -1) == LUA_TTABLE) {
         size_t n = lua_rawlen(L, -1);
@@ -673,6 +686,10 @@ static int build_path(lua_State *L, int spec, a2g_buf *path)
             lua_pop(L, 1);
             if (lua_type(L, -1) != LUA_TSTRING)
                 path_error(L, path, "request: query names must be strings");
+            size_t nlen;
+            const char *qname = lua_tolstring(L, -1, &nlen);
+            if (a2g_check_text(qname, nlen, A2G_TEXT_PLAIN))
+                path_error(L, path, "request: a query name holds a NUL byte");
             lua_pushvalue(L, -1);
             lua_rawseti(L, names, ++count);
         }
@@ -736,7 +753,7 @@ static int l_client_request(lua_State *L)
     int self = lua_gettop(L);
     lr->L = L;
 
-    const char *method = opt_string(L, 2, "method");
+    const char *method = opt_string(L, 2, "method", A2G_TEXT_PLAIN);
     if (!method)
         method = "GET";
     if (strcmp(method, "GET") && strcmp(method, "POST") && strcmp(method, "DELETE"))
@@ -778,7 +795,9 @@ static int l_client_request(lua_State *L)
         while (lua_next(L, -2)) {
             if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING)
                 return luaL_error(L, "request: headers must map names to strings");
-            if (a2g_request_header(r, lua_tostring(L, -2), lua_tostring(L, -1), &err) != 0)
+            const char *name = a2g_checktext(L, -2, A2G_TEXT_HEADER_NAME, "request: header");
+            const char *value = a2g_checktext(L, -1, A2G_TEXT_HEADER, "request: header value");
+            if (a2g_request_header(r, name, value, &err) != 0)
                 return luaL_error(L, "request: %s", err.message);
             lua_pop(L, 1);
         }
@@ -811,7 +830,7 @@ static int l_client_request(lua_State *L)
             return luaL_error(L, "request: %s", err.message);
     }
     lua_pop(L, 1);
-    const char *body_file = opt_string(L, 2, "body_file");
+    const char *body_file = opt_string(L, 2, "body_file", A2G_TEXT_PATH);
     if (body_file && a2g_source_file(&r->source, body_file, &err) != 0) {
         /* a missing or unreadable file is the caller's to handle */
         lua_pushnil(L);
@@ -840,7 +859,9 @@ static int l_client_request(lua_State *L)
                 if (lua_type(L, -1) != LUA_TSTRING)
                     return luaL_error(L, "request: body piece %d: a string or {path=} expected",
                                       (int)i);
-                rc = a2g_source_add_file(&r->source, lua_tostring(L, -1), &err);
+                rc = a2g_source_add_file(&r->source,
+                                         a2g_checktext(L, -1, A2G_TEXT_PATH, "request: body piece"),
+                                         &err);
                 lua_pop(L, 1);
             } else {
                 return luaL_error(L, "request: body piece %d: a string or {path=} expected",
@@ -857,8 +878,8 @@ static int l_client_request(lua_State *L)
     }
     lua_pop(L, 1);
 
-    const char *to_file = opt_string(L, 2, "to_file");
-    const char *to_dir = opt_string(L, 2, "to_dir");
+    const char *to_file = opt_string(L, 2, "to_file", A2G_TEXT_PATH);
+    const char *to_dir = opt_string(L, 2, "to_dir", A2G_TEXT_PATH);
     lr->sink_ref = opt_function(L, 2, "sink");
     if (to_file || to_dir) {
         a2g_sink_free(&r->sink);
@@ -1034,7 +1055,7 @@ static int l_client_authorize(lua_State *L)
     if (n == 1) {
         lua_pop(L, 1);
         lua_pushstring(L, lc->c->auth.token);
-        lua_pushnumber(L, (lua_Number)lc->c->auth.expiry_ms);
+        lua_pushinteger(L, (lua_Integer)lc->c->auth.expiry_ms);
         n = 2;
     }
     request_close(L, lr);

@@ -20,15 +20,27 @@ void a2g_source_none(a2g_source *s)
     s->fd = -1;
 }
 
-int a2g_source_memory(a2g_source *s, const char *data, size_t len, a2g_error *err)
+static int source_memory(a2g_source *s, const char *data, size_t len, int secret,
+                         a2g_error *err)
 {
     a2g_source_none(s);
     s->kind = A2G_SRC_MEMORY;
     a2g_buf_init(&s->mem, 0);
+    s->mem.secret = secret;
     if (a2g_buf_append(&s->mem, data, len) != 0)
         return a2g_fail(err, A2G_IO, 0, "out of memory for the request body");
     s->size = (int64_t)len;
     return 0;
+}
+
+int a2g_source_memory(a2g_source *s, const char *data, size_t len, a2g_error *err)
+{
+    return source_memory(s, data, len, 0, err);
+}
+
+int a2g_source_memory_secret(a2g_source *s, const char *data, size_t len, a2g_error *err)
+{
+    return source_memory(s, data, len, 1, err);
 }
 
 int a2g_source_file(a2g_source *s, const char *path, a2g_error *err)

@@ -47,6 +47,8 @@ typedef struct a2g_source {
 
 void a2g_source_none(a2g_source *s);
 int a2g_source_memory(a2g_source *s, const char *data, size_t len, a2g_error *err);
+/* The same for a body that holds secrets (the login): wiped when freed. */
+int a2g_source_memory_secret(a2g_source *s, const char *data, size_t len, a2g_error *err);
 int a2g_source_file(a2g_source *s, const char *path, a2g_error *err);
 void a2g_source_reader(a2g_source *s, a2g_read_fn fn, void *ud);
 /* A body of pieces; add them in order. Files are checked (regular, readable) and
