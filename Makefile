@@ -97,21 +97,26 @@ asan: deps
 
 # libFuzzer harnesses for every parser of server-supplied bytes (csrc/fuzz/), each
 # run for FUZZ_SECONDS from its seed corpus; a crash fails the target and leaves
-# its input in build/fuzz/.
-FUZZ_TARGETS := retry_after truncation_index link sanitize json
+# its input in build/fuzz/. fuzz_json is differential: lua-cjson, embedded through
+# liblua5.4, is its oracle. FUZZ_TARGETS=json FUZZ_ARGS=-runs=10000000 runs one for
+# a number of executions.
+FUZZ_TARGETS ?= retry_after truncation_index link sanitize json
 FUZZ_SECONDS ?= 60
+FUZZ_ARGS ?=
 FUZZ_FLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
               -D_GNU_SOURCE
+FUZZ_LIBS_json = $$(pkg-config --cflags --libs lua5.4) -lm
 
 fuzz: deps
 	$(call apt_install,clang libclang-rt-14-dev)
 	@mkdir -p build/fuzz
 	@set -e; for t in $(FUZZ_TARGETS); do \
+	  libs=; [ $$t != json ] || libs="$(FUZZ_LIBS_json)"; \
 	  clang $(FUZZ_FLAGS) -Icsrc csrc/fuzz/fuzz_$$t.c csrc/headers.c csrc/json.c \
-	    -o build/fuzz/fuzz_$$t; \
+	    -o build/fuzz/fuzz_$$t $$libs; \
 	  mkdir -p build/fuzz/corpus_$$t; \
-	  echo "== fuzz_$$t for $(FUZZ_SECONDS) s"; \
-	  rc=0; (cd build/fuzz && ./fuzz_$$t -max_total_time=$(FUZZ_SECONDS) \
+	  echo "== fuzz_$$t for $(FUZZ_SECONDS) s $(FUZZ_ARGS)"; \
+	  rc=0; (cd build/fuzz && ./fuzz_$$t -max_total_time=$(FUZZ_SECONDS) $(FUZZ_ARGS) \
 	    -print_final_stats=1 corpus_$$t ../../csrc/fuzz/corpus/$$t > fuzz_$$t.log 2>&1) \
 	    || rc=$$?; \
 	  grep -E '^stat::number_of_executed_units|^SUMMARY|Test unit written' \
