@@ -596,17 +596,44 @@ static void on_main_done(a2g_request *r, int64_t now)
     }
 }
 
+/* Takes the connection from a request whose transfer is in flight but that nobody
+ * advances (a step-wise request left unclosed): it fails, a send with the outcome
+ * unknown, since its body may have gone out. */
+static void abandon(a2g_request *a, int64_t now)
+{
+    a2g_client *c = a->c;
+    a2g_transport_abort(&c->transport);
+    c->active = NULL;
+    a2g_ratelimit_record(&c->rl, now); /* it may have reached the server */
+    if (c->release)
+        c->release(c->rate_ud, now);
+    if (a->is_send && !a->is_login && !a->login_first)
+        a2g_fail(&a->err, A2G_UNKNOWN_OUTCOME, 0, "abandoned in flight (another call of "
+                 "this client took the connection): the message may have been enqueued; "
+                 "check the queued and sent lists before sending it again");
+    else
+        a2g_fail(&a->err, A2G_NETWORK, 0, "abandoned in flight: another call of this client "
+                 "took the connection while this request was not being stepped");
+    finish(a);
+}
+
 a2g_step a2g_request_step(a2g_request *r, int wait_ms, int64_t *sleep_ms)
 {
     a2g_client *c = r->c;
     *sleep_ms = 0;
+    if (r->phase == RUNNING)
+        r->last_step = c->clock(c->clock_ud);
     for (;;) {
         if (r->phase == DONE)
             return A2G_STEP_DONE;
         if (r->phase == IDLE) {
             if (c->active && c->active != r) {
-                *sleep_ms = 5; /* another request of this client is on the wire */
-                return A2G_STEP_SLEEP;
+                int64_t now = c->clock(c->clock_ud);
+                if (!r->blocking && now - c->active->last_step < A2G_ABANDON_MS) {
+                    *sleep_ms = 5; /* another request of this client is on the wire */
+                    return A2G_STEP_SLEEP;
+                }
+                abandon(c->active, now);
             }
             int64_t now = c->clock(c->clock_ud);
             if (!r->is_login && !r->login_first && !(r->fresh && c->auth.token)
@@ -656,7 +683,7 @@ a2g_step a2g_request_step(a2g_request *r, int wait_ms, int64_t *sleep_ms)
             }
             c->active = r;
             c->stats.requests++;
-            r->started = now;
+            r->started = r->last_step = now;
             emit(r, "request", 0, 0, 0, NULL);
             r->phase = RUNNING;
         }

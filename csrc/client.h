@@ -92,6 +92,10 @@ typedef enum { A2G_STEP_DONE, A2G_STEP_SLEEP, A2G_STEP_IO } a2g_step;
 /* Logins one request may make: one before it (no token, or one about to expire) and
  * one after a 401 to the token it had. */
 #define A2G_MAX_LOGINS 2
+/* A step-wise request whose transfer is in flight but that has not been stepped for
+ * this long loses the connection to the next request that needs it (a blocking one
+ * takes it at once: nothing else of the client can advance while it blocks). */
+#define A2G_ABANDON_MS (60 * 1000)
 
 typedef struct a2g_request {
     a2g_client *c;
@@ -122,6 +126,9 @@ typedef struct a2g_request {
     a2g_source login_body;
     a2g_sink login_answer;
     int callback_failed;         /* set by the binding when a Lua callback raised */
+    int blocking;                /* run to its end by one call (perform): it never waits
+                                    for another request's transfer */
+    int64_t last_step;           /* when it was last stepped with its transfer in flight */
     /* outcome */
     a2g_error err;
     long status;

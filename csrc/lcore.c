@@ -30,6 +30,7 @@ typedef struct lclient {
     lua_State *L;            /* the state of the call in progress, for hooks */
     int log_ref, clock_ref, sleep_ref, progress_ref, acquire_ref, release_ref;
     int hook_error_ref;      /* an error a log or clock hook raised */
+    int in_callback;         /* > 0 while one of its hooks, sinks or readers runs */
     lrequest *requests;      /* live requests, closed with the client */
 } lclient;
 
@@ -171,6 +172,21 @@ static int opt_function(lua_State *L, int idx, const char *name)
 
 /* Hooks ------------------------------------------------------------------------------------ */
 
+/* Runs a hook, sink or reader of client `lc` under lua_pcall, marked as inside its
+ * callbacks: there, any use of the client but token() and stats() raises (it could
+ * free what the core is using, or start a transfer over the one in flight). */
+static int call_hook(lua_State *L, lclient *lc, int nargs, int nresults)
+{
+    lc->in_callback++;
+    int rc = lua_pcall(L, nargs, nresults, 0);
+    lc->in_callback--;
+    return rc;
+}
+
+#define INSIDE_CALLBACK "as2gateway: the client cannot be used from inside its own callbacks " \
+    "(sink, body_reader, log, progress, clock, sleep, acquire, release); only token() and " \
+    "stats() can"
+
 static void stash(lua_State *L, int *ref)
 {
     if (*ref == LUA_NOREF)
@@ -204,7 +220,7 @@ static int64_t hook_clock(void *ud)
     if (lc->clock_ref == LUA_NOREF || !L)
         return monotonic_ms();
     lua_rawgeti(L, LUA_REGISTRYINDEX, lc->clock_ref);
-    if (lua_pcall(L, 0, 1, 0) != 0) {
+    if (call_hook(L, lc, 0, 1) != 0) {
         stash(L, &lc->hook_error_ref);
         return monotonic_ms();
     }
@@ -250,7 +266,7 @@ static void hook_log(void *ud, const a2g_event *ev)
         lua_setfield(L, -2, "delay");
     }
     set_str(L, "reason", ev->reason);
-    if (lua_pcall(L, 1, 0, 0) != 0)
+    if (call_hook(L, lc, 1, 0) != 0)
         stash(L, &lc->hook_error_ref);
 }
 
@@ -268,7 +284,7 @@ static int hook_progress(void *ud, int64_t dl_now, int64_t dl_total, int64_t ul_
     lua_pushnumber(L, (lua_Number)ul_total);
     lua_pushnumber(L, (lua_Number)dl_now);
     lua_pushnumber(L, (lua_Number)dl_total);
-    if (lua_pcall(L, 4, 0, 0) != 0) {
+    if (call_hook(L, lc, 4, 0) != 0) {
         stash(L, &lc->hook_error_ref);
         return 1;
     }
@@ -285,7 +301,7 @@ static int64_t hook_acquire(void *ud)
     if (!L)
         return 0;
     lua_rawgeti(L, LUA_REGISTRYINDEX, lc->acquire_ref);
-    if (lua_pcall(L, 0, 1, 0) != 0) {
+    if (call_hook(L, lc, 0, 1) != 0) {
         stash(L, &lc->hook_error_ref);
         return 10;
     }
@@ -302,7 +318,7 @@ static void hook_release(void *ud, int64_t when_ms)
         return;
     lua_rawgeti(L, LUA_REGISTRYINDEX, lc->release_ref);
     lua_pushnumber(L, (lua_Number)when_ms / 1000.0);
-    if (lua_pcall(L, 1, 0, 0) != 0)
+    if (call_hook(L, lc, 1, 0) != 0)
         stash(L, &lc->hook_error_ref);
 }
 
@@ -314,7 +330,7 @@ static int sink_write(void *ud, const char *data, size_t n)
     lua_State *L = lr->L;
     lua_rawgeti(L, LUA_REGISTRYINDEX, lr->sink_ref);
     lua_pushlstring(L, data, n);
-    if (lua_pcall(L, 1, 0, 0) != 0) {
+    if (call_hook(L, lr->owner, 1, 0) != 0) {
         stash(L, &lr->error_ref);
         lr->r->callback_failed = 1;
         return -1;
@@ -330,7 +346,7 @@ static size_t reader_read(void *ud, char *buf, size_t n, int *failed)
         a2g_buf_reset(&lr->leftover);
         lr->leftover_pos = 0;
         lua_rawgeti(L, LUA_REGISTRYINDEX, lr->reader_ref);
-        if (lua_pcall(L, 0, 1, 0) != 0) {
+        if (call_hook(L, lr->owner, 0, 1) != 0) {
             stash(L, &lr->error_ref);
             lr->r->callback_failed = 1;
             *failed = 1;
@@ -366,11 +382,22 @@ static size_t reader_read(void *ud, char *buf, size_t n, int *failed)
 
 /* The client ------------------------------------------------------------------------- */
 
-static lclient *check_client(lua_State *L, int idx)
+/* The client at idx, open, for reading what it holds (allowed inside its hooks). */
+static lclient *check_open_client(lua_State *L, int idx)
 {
     lclient *lc = luaL_checkudata(L, idx, CLIENT_MT);
     if (!lc->c)
         luaL_error(L, "as2gateway: the client is closed");
+    return lc;
+}
+
+/* The client at idx, open and not inside one of its own callbacks, for a call that
+ * may transfer or change it. */
+static lclient *check_client(lua_State *L, int idx)
+{
+    lclient *lc = check_open_client(L, idx);
+    if (lc->in_callback)
+        luaL_error(L, INSIDE_CALLBACK);
     lc->L = L;
     return lc;
 }
@@ -494,17 +521,28 @@ static void client_close(lua_State *L, lclient *lc)
     }
 }
 
-/* close, __gc and __close: one idempotent function. */
+/* __gc and __close: one idempotent function, that never raises. */
+static int l_client_gc(lua_State *L)
+{
+    lclient *lc = luaL_checkudata(L, 1, CLIENT_MT);
+    if (!lc->in_callback) /* (it is reachable while its callbacks run) */
+        client_close(L, lc);
+    return 0;
+}
+
+/* client:close(): the same, but not from inside the client's own callbacks. */
 static int l_client_close(lua_State *L)
 {
     lclient *lc = luaL_checkudata(L, 1, CLIENT_MT);
+    if (lc->in_callback)
+        return luaL_error(L, INSIDE_CALLBACK);
     client_close(L, lc);
     return 0;
 }
 
 static int l_client_stats(lua_State *L)
 {
-    lclient *lc = check_client(L, 1);
+    lclient *lc = check_open_client(L, 1);
     a2g_stats *s = &lc->c->stats;
     lua_createtable(L, 0, 7);
     set_int(L, "requests", (lua_Integer)s->requests);
@@ -530,7 +568,7 @@ static int64_t wall_now_ms(void)
  * the client holds now, no request. */
 static int l_client_token(lua_State *L)
 {
-    lclient *lc = check_client(L, 1);
+    lclient *lc = check_open_client(L, 1);
     a2g_auth *a = &lc->c->auth;
     if (!a->token)
         return 0;
@@ -571,6 +609,8 @@ static lrequest *check_request(lua_State *L, int idx)
         luaL_error(L, "as2gateway: the request is closed");
     if (!lr->owner->c)
         luaL_error(L, "as2gateway: the client is closed");
+    if (lr->owner->in_callback)
+        luaL_error(L, INSIDE_CALLBACK);
     lr->L = L;
     lr->owner->L = L;
     return lr;
@@ -579,8 +619,9 @@ static lrequest *check_request(lua_State *L, int idx)
 static void request_close(lua_State *L, lrequest *lr)
 {
     /* freeing may call the release hook: with this state, the one that is running
-     * (an earlier call's coroutine may be gone by now) */
-    if (lr->owner)
+     * (an earlier call's coroutine may be gone by now); but not while a callback of the
+     * client runs (a collection there): its call's state stays the one in use */
+    if (lr->owner && !lr->owner->in_callback)
         lr->owner->L = L;
     if (lr->r) {
         a2g_request_free(lr->r);
@@ -602,12 +643,23 @@ static void request_close(lua_State *L, lrequest *lr)
     }
 }
 
-static int l_request_close(lua_State *L)
+/* __gc and __close: never raises. A request collected while its client's callback
+ * runs is not the one in flight (that one is reachable): freeing it is safe. */
+static int l_request_gc(lua_State *L)
 {
     lrequest *lr = luaL_checkudata(L, 1, REQUEST_MT);
     if (lr->owner || lr->r)
         request_close(L, lr);
     return 0;
+}
+
+/* request:close(): the same, but not from inside its client's callbacks. */
+static int l_request_close(lua_State *L)
+{
+    lrequest *lr = luaL_checkudata(L, 1, REQUEST_MT);
+    if (lr->owner && lr->owner->in_callback)
+        return luaL_error(L, INSIDE_CALLBACK);
+    return l_request_gc(L);
 }
 
 /* An encoded path: '/' first, unreserved characters and escapes only, and no "." or
@@ -981,7 +1033,7 @@ static int sleep_ms(lua_State *L, lclient *lc, int64_t ms)
     if (lc->sleep_ref != LUA_NOREF) {
         lua_rawgeti(L, LUA_REGISTRYINDEX, lc->sleep_ref);
         lua_pushnumber(L, (lua_Number)ms / 1000.0);
-        return lua_pcall(L, 1, 0, 0); /* no transfer is in flight here */
+        return call_hook(L, lc, 1, 0); /* no transfer is in flight here */
     }
     struct timespec ts = { (time_t)(ms / 1000), (long)(ms % 1000) * 1000000L };
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
@@ -996,6 +1048,7 @@ static int sleep_ms(lua_State *L, lclient *lc, int64_t ms)
 static int run(lua_State *L, int req)
 {
     lrequest *lr = check_request(L, req);
+    lr->r->blocking = 1; /* nothing else of this client can advance meanwhile */
     for (;;) {
         int64_t ms = 0;
         a2g_step s = a2g_request_step(lr->r, 1000, &ms);
@@ -1181,8 +1234,8 @@ __attribute__((visibility("default"))) int luaopen_as2gateway_core(lua_State *L)
     lua_getfield(L, -1, "decode");
     lua_setfield(L, LUA_REGISTRYINDEX, DECODE_KEY);
     lua_pop(L, 1);
-    a2g_new_class(L, CLIENT_MT, client_methods, l_client_close, l_client_tostring);
-    a2g_new_class(L, REQUEST_MT, request_methods, l_request_close, NULL);
+    a2g_new_class(L, CLIENT_MT, client_methods, l_client_gc, l_client_tostring);
+    a2g_new_class(L, REQUEST_MT, request_methods, l_request_gc, NULL);
     luaL_newmetatable(L, ERROR_MT);
     lua_pushcfunction(L, error_tostring);
     lua_setfield(L, -2, "__tostring");
