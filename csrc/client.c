@@ -52,6 +52,7 @@ int a2g_client_init(a2g_client *c, const a2g_client_opts *o, a2g_error *err)
     c->retry_after_cap_ms = o->retry_after_cap_ms;
     c->max_json = o->max_json;
     c->max_download = o->max_download;
+    c->json_timeout_ms = o->json_timeout_ms;
     const char *why;
     if (o->token && (why = a2g_check_text(o->token, strlen(o->token), A2G_TEXT_TOKEN))) {
         a2g_fail(err, A2G_INVALID, 0, "the token %s", why);
@@ -291,6 +292,8 @@ static int build_transfer(a2g_request *r, int login)
         if (r->sink.kind == A2G_SINK_FILE || r->sink.kind == A2G_SINK_DIR)
             r->sink.limit = c->max_download;
     }
+    x->answer_limit_ms = c->json_timeout_ms;
+    x->memory_answer = login || r->sink.kind == A2G_SINK_MEMORY;
     /* the answer decides; 100-continue would only add a round trip */
     h = curl_slist_append(h, "Expect:");
     if (!h)
@@ -365,9 +368,14 @@ static a2g_kind curl_kind(CURLcode rc)
     }
 }
 
-/* A 429: no request before Retry-After (a full window when absent or unreadable,
- * capped either way), then the same request again - the server gave the 429 before
- * accepting anything, so this holds for sends too. */
+/* The longest Retry-After read as such (ten years); anything longer is that. */
+#define RETRY_AFTER_MAX_S (10L * 366 * 24 * 3600)
+
+/* A 429: no request before Retry-After (a full window when absent or unreadable),
+ * then the same request again - the server gave the 429 before accepting anything,
+ * so this holds for sends too. When the gateway asks for longer than
+ * retry_after_cap, the call ends at once with `ratelimited` and err.retry_after:
+ * sleeping the cap would only retry into the same refusal; the caller schedules. */
 static void on_ratelimited(a2g_request *r, int64_t now)
 {
     a2g_client *c = r->c;
@@ -375,14 +383,21 @@ static void on_ratelimited(a2g_request *r, int64_t now)
     int64_t wait;
     c->stats.ratelimited++;
     if (a2g_parse_retry_after(a2g_transport_header(&c->transport, "Retry-After"),
-                              time(NULL), (long)(c->retry_after_cap_ms / 1000), &secs) == 0)
+                              time(NULL), RETRY_AFTER_MAX_S, &secs) == 0)
         wait = (int64_t)secs * 1000;
     else
         wait = c->rl.window_ms ? c->rl.window_ms : 10000;
-    if (wait > c->retry_after_cap_ms)
-        wait = c->retry_after_cap_ms;
     a2g_ratelimit_block(&c->rl, now + wait);
+    if (wait > c->retry_after_cap_ms) {
+        fail_with_answer(r, A2G_RATELIMITED, "the gateway asks to wait longer than "
+                         "retry_after_cap before the next request");
+        r->err.retry_after = (long)((wait + 999) / 1000);
+        finish(r);
+        return;
+    }
     retry_or_fail(r, A2G_RATELIMITED, "the gateway's rate limit was exceeded", wait);
+    if (r->phase == DONE)
+        r->err.retry_after = (long)((wait + 999) / 1000);
 }
 
 static void collect_answer(a2g_request *r)
@@ -396,7 +411,7 @@ static void collect_answer(a2g_request *r)
         r->link = a2g_parse_link(v);
     if ((v = a2g_transport_header(t, "Content-Disposition")))
         r->filename = a2g_disposition_filename(v, &r->filename_len);
-    if (r->status == 206) {
+    if (r->status == 206 && !r->is_send) {
         v = a2g_transport_header(t, "X-Batch-Truncation-Index");
         if (a2g_parse_truncation_index(v, &r->truncation_message, &r->truncation_attachment)
             != 0) {
@@ -465,10 +480,22 @@ static void on_redirect(a2g_request *r, int login)
     r->phase = IDLE;
 }
 
+/* An answer held in memory that did not end within json_timeout: not retried (an
+ * endless answer would be endless again). */
+static void answer_deadline(a2g_request *r)
+{
+    fail(r, A2G_TIMEOUT, r->xfer.status, "the answer did not end within json_timeout (%s)",
+         "an answer held in memory must be whole within that time of its status line");
+}
+
 static void on_login_done(a2g_request *r, int64_t now)
 {
     a2g_client *c = r->c;
     a2g_xfer *x = &r->xfer;
+    if (x->answer_timed_out) {
+        answer_deadline(r);
+        return;
+    }
     if (x->result != CURLE_OK) {
         a2g_kind k = curl_kind(x->result);
         if (k == A2G_TLS)
@@ -518,13 +545,27 @@ static void on_main_done(a2g_request *r, int64_t now)
 {
     a2g_client *c = r->c;
     a2g_xfer *x = &r->xfer;
+    if (x->answer_timed_out) {
+        /* a send the gateway took (2xx) stays taken, whatever its answer's body does */
+        if (r->is_send && x->status >= 200 && x->status < 300)
+            collect_answer(r);
+        else if (r->is_send && x->request_bytes > 0)
+            fail(r, A2G_UNKNOWN_OUTCOME, x->status, "%s", "the gateway's answer to the "
+                 "message did not end within json_timeout: it may have been enqueued; "
+                 "check the queued and sent lists before sending it again");
+        else
+            answer_deadline(r);
+        return;
+    }
     if (x->result != CURLE_OK) {
         if (r->callback_failed) {
             fail(r, A2G_CALLBACK, 0, "%s", "a callback raised an error");
             return;
         }
         if (x->sink_failed) {
-            if (r->sink.overflow)
+            if (r->sink.overflow && r->is_send && x->status >= 200 && x->status < 300)
+                collect_answer(r); /* taken by the gateway: its answer's size cannot undo that */
+            else if (r->sink.overflow)
                 fail(r, A2G_PROTOCOL, x->status, "the answer is larger than %s bytes",
                      r->sink.kind == A2G_SINK_MEMORY ? "max_json" : "max_download");
             else if (r->sink.io_errno)
@@ -534,7 +575,13 @@ static void on_main_done(a2g_request *r, int64_t now)
             return;
         }
         if (r->source.failed) {
-            fail(r, A2G_IO, 0, "%s", "the request body could not be read");
+            /* the gateway cannot have a whole body: nothing was enqueued */
+            if (r->source.changed)
+                fail(r, A2G_IO, 0, "%s", "a file of the request body changed while it was "
+                     "being sent (it shrank or grew): nothing was sent whole");
+            else
+                fail(r, A2G_IO, 0, "the request body could not be read: %s",
+                     r->source.failed > 0 ? strerror(r->source.failed) : "read error");
             return;
         }
         a2g_kind k = curl_kind(x->result);
@@ -654,6 +701,14 @@ a2g_step a2g_request_step(a2g_request *r, int wait_ms, int64_t *sleep_ms)
             if (r->not_before > now) {
                 *sleep_ms = r->not_before - now;
                 return A2G_STEP_SLEEP;
+            }
+            if (c->rl.blocked_until - now > c->retry_after_cap_ms) {
+                /* an earlier 429 asked for longer than we wait: no request until then */
+                int64_t left = c->rl.blocked_until - now;
+                fail(r, A2G_RATELIMITED, 0, "%s", "the gateway asked to wait longer than "
+                     "retry_after_cap before the next request");
+                r->err.retry_after = (long)((left + 999) / 1000);
+                continue;
             }
             int64_t wait = a2g_ratelimit_delay(&c->rl, now);
             if (wait > 0) {

@@ -48,6 +48,8 @@ typedef struct a2g_client_opts {
     int64_t backoff_base_ms, backoff_cap_ms, retry_after_cap_ms;
     size_t max_json;             /* largest in-memory answer */
     int64_t max_download;        /* largest answer written to a file; 0: no limit */
+    int64_t json_timeout_ms;     /* an answer held in memory must be whole this long
+                                    after its status line; 0: no deadline */
 } a2g_client_opts;
 
 typedef struct a2g_stats {
@@ -72,6 +74,7 @@ typedef struct a2g_client {
     int64_t backoff_base_ms, backoff_cap_ms, retry_after_cap_ms;
     size_t max_json;
     int64_t max_download;
+    int64_t json_timeout_ms;
     a2g_log_fn log;
     void *log_ud;
     a2g_clock_fn clock;

@@ -29,6 +29,7 @@ int a2g_fail(a2g_error *err, a2g_kind kind, long status, const char *fmt, ...)
     va_list ap;
     err->kind = kind;
     err->status = status;
+    err->retry_after = 0;
     va_start(ap, fmt);
     vsnprintf(err->message, sizeof err->message, fmt, ap);
     va_end(ap);

@@ -81,6 +81,10 @@ static int push_fail(lua_State *L, const a2g_error *err)
 {
     lua_pushnil(L);
     push_error(L, a2g_kind_name(err->kind), err->message, err->status);
+    if (err->retry_after > 0) {
+        lua_pushinteger(L, (lua_Integer)err->retry_after);
+        lua_setfield(L, -2, "retry_after");
+    }
     return 2;
 }
 
@@ -129,7 +133,13 @@ static const char *opt_string(lua_State *L, int idx, const char *name, a2g_text 
     return v;
 }
 
-static double opt_number(lua_State *L, int idx, const char *name, double dflt, double min)
+/* Upper bounds of numeric options: finite, and small enough for the core's integers. */
+#define MAX_SECONDS 1e9   /* about 31 years */
+#define MAX_COUNT 1e6
+#define MAX_BYTES 9007199254740992.0 /* 2^53 */
+
+static double opt_number(lua_State *L, int idx, const char *name, double dflt, double min,
+                         double max)
 {
     double v = dflt;
     lua_getfield(L, idx, name);
@@ -137,8 +147,8 @@ static double opt_number(lua_State *L, int idx, const char *name, double dflt, d
         if (lua_type(L, -1) != LUA_TNUMBER)
             luaL_error(L, "option '%s' must be a number", name);
         v = lua_tonumber(L, -1);
-        if (!(v >= min))
-            luaL_error(L, "option '%s' must be at least %f", name, min);
+        if (!(v >= min && v <= max)) /* NaN fails both */
+            luaL_error(L, "option '%s' must be from %f to %g", name, min, max);
     }
     lua_pop(L, 1);
     return v;
@@ -224,9 +234,21 @@ static int64_t hook_clock(void *ud)
         stash(L, &lc->hook_error_ref);
         return monotonic_ms();
     }
-    int64_t ms = (int64_t)(lua_tonumber(L, -1) * 1000.0);
+    /* NaN, infinities or 1e300 would make every wait endless or undefined */
+    lua_Number s = lua_tonumber(L, -1);
+    if (lua_type(L, -1) != LUA_TNUMBER || !(s >= -MAX_SECONDS * 1e3 && s <= MAX_SECONDS * 1e3)) {
+        if (lua_type(L, -1) == LUA_TNUMBER)
+            lua_pushfstring(L, "as2gateway: the clock must return a finite number of seconds "
+                            "(at most 1e12), not %f", s);
+        else
+            lua_pushfstring(L, "as2gateway: the clock must return a finite number of seconds, "
+                            "not a %s", luaL_typename(L, -1));
+        lua_remove(L, -2);
+        stash(L, &lc->hook_error_ref);
+        return monotonic_ms();
+    }
     lua_pop(L, 1);
-    return ms;
+    return (int64_t)(s * 1000.0);
 }
 
 static void set_int(lua_State *L, const char *k, lua_Integer v)
@@ -307,6 +329,8 @@ static int64_t hook_acquire(void *ud)
     }
     lua_Number s = lua_tonumber(L, -1);
     lua_pop(L, 1);
+    if (!(s <= MAX_SECONDS)) /* NaN or absurd: a broken hook must not make a request hang */
+        s = MAX_SECONDS;
     return s > 0 ? (int64_t)(s * 1000.0) + 1 : 0;
 }
 
@@ -406,7 +430,7 @@ static const char *const CLIENT_OPTIONS[] = {
     "url", "username", "password", "token", "token_expiry", "cainfo", "proxy",
     "connect_timeout", "timeout", "low_speed_limit", "low_speed_time", "user_agent",
     "rate_limit", "retries", "backoff_base", "backoff_cap", "retry_after_cap", "max_json",
-    "max_download",
+    "max_download", "json_timeout",
     "log", "clock", "sleep", "progress", "acquire", "release", NULL
 };
 
@@ -431,7 +455,7 @@ static int l_new(lua_State *L)
     o.username = opt_string(L, 1, "username", A2G_TEXT_PLAIN);
     o.password = opt_string(L, 1, "password", A2G_TEXT_PLAIN);
     o.token = opt_string(L, 1, "token", A2G_TEXT_TOKEN);
-    o.token_expiry_ms = (int64_t)opt_number(L, 1, "token_expiry", 0, 0);
+    o.token_expiry_ms = (int64_t)opt_number(L, 1, "token_expiry", 0, 0, 1e16);
     if (!o.token && !(o.username && o.password))
         return luaL_error(L, "as2gateway.new: give username and password, or token");
     o.transport.cainfo = opt_string(L, 1, "cainfo", A2G_TEXT_PATH);
@@ -439,10 +463,10 @@ static int l_new(lua_State *L)
     o.transport.user_agent = opt_string(L, 1, "user_agent", A2G_TEXT_HEADER);
     if (!o.transport.user_agent)
         o.transport.user_agent = "as2gateway-lua/0.1";
-    o.transport.connect_timeout_ms = (long)(opt_number(L, 1, "connect_timeout", 10, 0.001) * 1000);
-    o.transport.timeout_ms = (long)(opt_number(L, 1, "timeout", 0, 0) * 1000);
-    o.transport.low_speed_limit = (long)opt_number(L, 1, "low_speed_limit", 100, 0);
-    o.transport.low_speed_time = (long)opt_number(L, 1, "low_speed_time", 30, 0);
+    o.transport.connect_timeout_ms = (long)(opt_number(L, 1, "connect_timeout", 10, 0.001, MAX_SECONDS) * 1000);
+    o.transport.timeout_ms = (long)(opt_number(L, 1, "timeout", 0, 0, MAX_SECONDS) * 1000);
+    o.transport.low_speed_limit = (long)opt_number(L, 1, "low_speed_limit", 100, 0, MAX_BYTES);
+    o.transport.low_speed_time = (long)opt_number(L, 1, "low_speed_time", 30, 0, MAX_SECONDS);
     o.rate_limit = 50;
     o.rate_window_ms = 10000;
     lua_getfield(L, 1, "rate_limit");
@@ -452,18 +476,20 @@ static int l_new(lua_State *L)
         int t = lua_gettop(L);
         static const char *const rl_keys[] = { "requests", "window", NULL };
         check_keys(L, t, "rate_limit", rl_keys);
-        o.rate_limit = (int)opt_number(L, t, "requests", 50, 1);
-        o.rate_window_ms = (int64_t)(opt_number(L, t, "window", 10, 0.001) * 1000);
+        o.rate_limit = (int)opt_number(L, t, "requests", 50, 1, MAX_COUNT);
+        o.rate_window_ms = (int64_t)(opt_number(L, t, "window", 10, 0.001, MAX_SECONDS) * 1000);
     } else if (!lua_isnil(L, -1)) {
         return luaL_error(L, "option 'rate_limit' must be {requests=, window=} or false");
     }
     lua_pop(L, 1);
-    o.retries = (int)opt_number(L, 1, "retries", 5, 0);
-    o.backoff_base_ms = (int64_t)(opt_number(L, 1, "backoff_base", 0.5, 0) * 1000);
-    o.backoff_cap_ms = (int64_t)(opt_number(L, 1, "backoff_cap", 30, 0) * 1000);
-    o.retry_after_cap_ms = (int64_t)(opt_number(L, 1, "retry_after_cap", 120, 0) * 1000);
-    o.max_json = (size_t)opt_number(L, 1, "max_json", 16 * 1024 * 1024, 1024);
-    o.max_download = (int64_t)opt_number(L, 1, "max_download", 512.0 * 1024 * 1024, 0);
+    o.retries = (int)opt_number(L, 1, "retries", 5, 0, MAX_COUNT);
+    o.backoff_base_ms = (int64_t)(opt_number(L, 1, "backoff_base", 0.5, 0, MAX_SECONDS) * 1000);
+    o.backoff_cap_ms = (int64_t)(opt_number(L, 1, "backoff_cap", 30, 0, MAX_SECONDS) * 1000);
+    o.retry_after_cap_ms = (int64_t)(opt_number(L, 1, "retry_after_cap", 120, 0, MAX_SECONDS) * 1000);
+    o.json_timeout_ms = (int64_t)(opt_number(L, 1, "json_timeout", 120, 0, MAX_SECONDS) * 1000);
+    o.max_json = (size_t)opt_number(L, 1, "max_json", 16 * 1024 * 1024, 1024, MAX_BYTES);
+    o.max_download = (int64_t)opt_number(L, 1, "max_download", 512.0 * 1024 * 1024, 0,
+                                        MAX_BYTES);
 
     lc->log_ref = opt_function(L, 1, "log");
     lc->clock_ref = opt_function(L, 1, "clock");
@@ -969,7 +995,7 @@ static int push_result(lua_State *L, lrequest *lr)
         set_int(L, "attachment", r->truncation_attachment);
         lua_setfield(L, -2, "truncation");
     }
-    lua_pushnumber(L, (lua_Number)r->sink.written);
+    lua_pushinteger(L, (lua_Integer)r->sink.written);
     lua_setfield(L, -2, "bytes");
     if (r->sink.kind == A2G_SINK_FILE || r->sink.kind == A2G_SINK_DIR) {
         set_str(L, "path", r->sink.path);

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
+#include <math.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -70,7 +71,7 @@ static int l_stat(lua_State *L)
     case A2G_FT_OTHER: lua_pushliteral(L, "other"); break;
     default: return 0;
     }
-    lua_pushnumber(L, (lua_Number)size);
+    lua_pushinteger(L, (lua_Integer)size);
     return 2;
 }
 
@@ -144,9 +145,9 @@ static int l_zip_entries(lua_State *L)
         lua_setfield(L, -2, "index");
         lua_pushstring(L, e.name);
         lua_setfield(L, -2, "name");
-        lua_pushnumber(L, (lua_Number)e.size);
+        lua_pushinteger(L, (lua_Integer)e.size);
         lua_setfield(L, -2, "size");
-        lua_pushnumber(L, (lua_Number)e.compressed);
+        lua_pushinteger(L, (lua_Integer)e.compressed);
         lua_setfield(L, -2, "compressed");
         lua_pushboolean(L, e.is_dir);
         lua_setfield(L, -2, "dir");
@@ -222,6 +223,8 @@ static int l_now(lua_State *L)
 static int l_sleep(lua_State *L)
 {
     lua_Number s = luaL_checknumber(L, 1);
+    if (s != s || s == HUGE_VAL)
+        return luaL_argerror(L, 1, "a finite number of seconds expected");
     if (s <= 0)
         return 0;
     struct timespec ts = { (time_t)s, (long)((s - (lua_Number)(time_t)s) * 1e9) };

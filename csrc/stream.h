@@ -38,7 +38,8 @@ typedef struct a2g_source {
     int64_t size;          /* -1: unknown (sent chunked) */
     a2g_read_fn read;
     void *ud;
-    int failed;            /* the reader or the file failed */
+    int failed;            /* the reader or the file failed (an errno, or -1) */
+    int changed;           /* a file changed size while it was being sent */
     int64_t sent;          /* bytes handed to libcurl */
     a2g_piece *pieces;     /* A2G_SRC_PIECES */
     size_t npieces, cur;
