@@ -15,8 +15,9 @@
 --   "close"                               -- the connection dropped, no answer
 -- Helpers in the chunk: json(value) (lua-cjson), jwt(claims) (an unsigned JWT-shaped
 -- token with those claims), login{expiry =, token =, claims =} (a 200 /authorize
--- answer), page(records, total) (a Pagination), messages(n, prefix) (n AS2 message
--- entities), now_ms(), and `state`, a table kept between requests.
+-- answer), page(records, total) (a Pagination), page_of(all, req, total) (the page
+-- of the list `all` that req asks for), messages(n, prefix) (n AS2 message entities),
+-- now_ms(), and `state`, a table kept between requests.
 --
 --   local hostile = require "hostile_server"
 --   local srv = hostile.start [[
@@ -68,6 +69,14 @@ local function serve(script_path, port_path, log_path)
   function env.page(records, total)
     return 200, { ["Content-Type"] = "application/json" },
       cjson.encode { totalRecords = total or #records, records = records }
+  end
+  -- the page of `all` that req asks for (pageOffset, pageLength), as a Pagination
+  function env.page_of(all, req, total)
+    local len = tonumber(req.query.pageLength) or 10
+    local first = (tonumber(req.query.pageOffset) or 0) * len
+    local records = {}
+    for i = first + 1, math.min(first + len, #all) do records[#records + 1] = all[i] end
+    return env.page(records, total or #all)
   end
   function env.messages(n, prefix)
     local list = {}
