@@ -172,7 +172,8 @@ function Client:authorize()
   return token, normalize(expiry)
 end
 
---- The token the client holds now (no request): token, expiry in ms; or nil.
+--- The token the client holds now (no request): token, expiry (integer ms since the
+--- epoch, 0 when unknown) and whether the client would use it now; or nil.
 function Client:token()
   return self.core:token()
 end
