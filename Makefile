@@ -12,7 +12,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEB_PACKAGES := lua5.4 liblua5.4-dev libluajit2-5.1-dev luajit2 libcurl4-openssl-dev libzip-dev \
                 lua-cjson lua-busted lua-check nginx libnginx-mod-http-lua openssl curl \
                 unzip ca-certificates gcc make pkg-config luarocks lua5.1 liblua5.1-0-dev \
-                lua-argparse util-linux procps zip tmux
+                lua-argparse util-linux procps zip tmux lua-socket
 BENCH_PACKAGES := wrk python3 valgrind
 
 .PHONY: all deps bench-deps build test valgrind asan fuzz lint demo bench bench-sandbox bench-client \
@@ -41,9 +41,9 @@ bench-deps: deps
 
 # The C core, built once per Lua ABI: Lua 5.4 and LuaJIT (OpenResty). No -llua: the
 # interpreter provides the Lua API.
-CORE_SRC := $(addprefix csrc/,buf.c error.c json.c headers.c url.c ratelimit.c auth.c \
-              stream.c transport.c client.c fs.c lock.c sha256.c unzip.c interrupt.c \
-              lcore.c lutil.c ljson.c)
+CORE_SRC := $(addprefix csrc/,buf.c error.c check.c json.c headers.c url.c ratelimit.c \
+              auth.c stream.c transport.c client.c fs.c lock.c sha256.c unzip.c \
+              interrupt.c lcore.c lutil.c ljson.c)
 CORE_HDR := $(wildcard csrc/*.h)
 CFLAGS   ?= -O2 -g
 CORE_CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -fPIC -fvisibility=hidden
@@ -99,13 +99,16 @@ asan: deps
 
 # libFuzzer harnesses for every parser of server-supplied bytes (csrc/fuzz/), each
 # run for FUZZ_SECONDS from its seed corpus; a crash fails the target and leaves
-# its input in build/fuzz/. fuzz_ljson embeds Lua 5.4 and loads Debian's lua-cjson
-# (its oracle) with require; a target ending in _jit is the same harness built
-# against LuaJIT (doubles, and lua-cjson for 5.1), without leak detection: LuaJIT's
-# heap is memory LeakSanitizer does not scan, so lua-cjson's buffers that only it
-# holds look leaked (the Lua 5.4 build keeps the check).
-FUZZ_TARGETS := retry_after truncation_index link sanitize json ljson ljson_jit
+# its input in build/fuzz/. The JSON harnesses are differential: fuzz_json (the
+# core's own reader) and fuzz_ljson (the decoder into Lua values) embed Lua 5.4 and
+# load Debian's lua-cjson (their oracle) with require; a target ending in _jit is the
+# same harness built against LuaJIT (doubles, and lua-cjson for 5.1), without leak
+# detection: LuaJIT's heap is memory LeakSanitizer does not scan, so lua-cjson's
+# buffers that only it holds look leaked (the Lua 5.4 build keeps the check).
+# FUZZ_TARGETS=json FUZZ_ARGS=-runs=10000000 runs one for a number of executions.
+FUZZ_TARGETS ?= retry_after truncation_index link sanitize json ljson ljson_jit
 FUZZ_SECONDS ?= 60
+FUZZ_ARGS ?=
 FUZZ_FLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
               -D_GNU_SOURCE
 
@@ -115,11 +118,12 @@ fuzz: deps
 	@set -e; for t in $(FUZZ_TARGETS); do \
 	  case $$t in *_jit) src=$${t%_jit} lua=luajit leaks=0 ;; *) src=$$t lua=lua5.4 leaks=1 ;; esac; \
 	  clang $(FUZZ_FLAGS) -Icsrc $$(pkg-config --cflags $$lua) csrc/fuzz/fuzz_$$src.c \
-	    csrc/headers.c csrc/json.c csrc/ljson.c -o build/fuzz/fuzz_$$t $$(pkg-config --libs $$lua); \
+	    csrc/headers.c csrc/json.c csrc/ljson.c -o build/fuzz/fuzz_$$t \
+	    $$(pkg-config --libs $$lua) -lm; \
 	  mkdir -p build/fuzz/corpus_$$t; \
-	  echo "== fuzz_$$t for $(FUZZ_SECONDS) s"; \
+	  echo "== fuzz_$$t for $(FUZZ_SECONDS) s $(FUZZ_ARGS)"; \
 	  rc=0; (cd build/fuzz && ASAN_OPTIONS=detect_leaks=$$leaks ./fuzz_$$t \
-	    -max_total_time=$(FUZZ_SECONDS) -detect_leaks=$$leaks \
+	    -max_total_time=$(FUZZ_SECONDS) -detect_leaks=$$leaks $(FUZZ_ARGS) \
 	    -print_final_stats=1 corpus_$$t ../../csrc/fuzz/corpus/$$src > fuzz_$$t.log 2>&1) \
 	    || rc=$$?; \
 	  grep -E '^stat::number_of_executed_units|^SUMMARY|Test unit written' \

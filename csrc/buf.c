@@ -9,6 +9,13 @@ void a2g_buf_init(a2g_buf *b, size_t limit)
     b->data = NULL;
     b->len = b->cap = 0;
     b->limit = limit;
+    b->secret = 0;
+}
+
+void a2g_buf_init_secret(a2g_buf *b, size_t limit)
+{
+    a2g_buf_init(b, limit);
+    b->secret = 1;
 }
 
 int a2g_buf_append(a2g_buf *b, const void *data, size_t n)
@@ -22,9 +29,19 @@ int a2g_buf_append(a2g_buf *b, const void *data, size_t n)
                 return -1;
             cap *= 2;
         }
-        char *p = realloc(b->data, cap);
-        if (!p)
+        char *p;
+        if (b->secret) {
+            /* realloc would leave the old copy behind, unwiped */
+            if (!(p = malloc(cap)))
+                return -1;
+            if (b->data) {
+                memcpy(p, b->data, b->len + 1);
+                explicit_bzero(b->data, b->cap);
+                free(b->data);
+            }
+        } else if (!(p = realloc(b->data, cap))) {
             return -1;
+        }
         b->data = p;
         b->cap = cap;
     }
@@ -43,7 +60,8 @@ int a2g_buf_appends(a2g_buf *b, const char *s)
 void a2g_buf_reset(a2g_buf *b)
 {
     if (b->data) {
-        memset(b->data, 0, b->len);
+        if (b->secret)
+            explicit_bzero(b->data, b->len);
         b->data[0] = '\0';
     }
     b->len = 0;
@@ -52,9 +70,8 @@ void a2g_buf_reset(a2g_buf *b)
 void a2g_buf_free(a2g_buf *b)
 {
     if (b->data) {
-        volatile char *p = b->data;
-        for (size_t i = 0; i < b->cap; i++)
-            p[i] = 0;
+        if (b->secret)
+            explicit_bzero(b->data, b->cap);
         free(b->data);
     }
     b->data = NULL;

@@ -8,6 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "check.h"
 #include "headers.h"
 #include "json.h"
 
@@ -51,10 +52,22 @@ int a2g_client_init(a2g_client *c, const a2g_client_opts *o, a2g_error *err)
     c->retry_after_cap_ms = o->retry_after_cap_ms;
     c->max_json = o->max_json;
     c->max_download = o->max_download;
+    c->json_timeout_ms = o->json_timeout_ms;
+    const char *why;
+    if (o->token && (why = a2g_check_text(o->token, strlen(o->token), A2G_TEXT_TOKEN))) {
+        a2g_fail(err, A2G_INVALID, 0, "the token %s", why);
+        goto fail;
+    }
+    if (o->transport.user_agent && (why = a2g_check_text(o->transport.user_agent,
+                                                         strlen(o->transport.user_agent),
+                                                         A2G_TEXT_HEADER))) {
+        a2g_fail(err, A2G_INVALID, 0, "the user_agent %s", why);
+        goto fail;
+    }
     if (a2g_url_base(o->url, &c->origin, &c->base, err) != 0)
         goto fail;
-    if (a2g_auth_init(&c->auth, o->username, o->password, o->token, o->token_expiry_ms)
-        != 0) {
+    if (a2g_auth_init(&c->auth, o->username, o->password, o->token, o->token_expiry_ms,
+                      wall_ms()) != 0) {
         a2g_fail(err, A2G_IO, 0, "out of memory");
         goto fail;
     }
@@ -113,11 +126,12 @@ a2g_request *a2g_request_new(a2g_client *c, const char *method, const char *path
     a2g_buf_init(&r->url, 0);
     a2g_buf_init(&r->target, 0);
     a2g_buf_init(&r->login_target, 0);
-    a2g_buf_init(&r->xfer.errbody, 0);
+    a2g_buf_init_secret(&r->xfer.errbody, 0); /* a gateway may echo what it was sent */
     a2g_source_none(&r->source);
     a2g_source_none(&r->login_body);
     a2g_sink_memory(&r->sink, c->max_json);
     a2g_sink_memory(&r->login_answer, 64 * 1024);
+    r->login_answer.mem.secret = 1; /* the token */
     if (a2g_buf_appends(&r->path, path) != 0) {
         a2g_request_free(r);
         a2g_fail(err, A2G_IO, 0, "out of memory");
@@ -216,11 +230,8 @@ static int fail(a2g_request *r, a2g_kind kind, long status, const char *fmt, con
 /* Header lists may hold the token: zero them before they go back to the allocator. */
 static void free_headers(struct curl_slist *l)
 {
-    for (struct curl_slist *e = l; e; e = e->next) {
-        volatile char *p = e->data;
-        while (*p)
-            *p++ = 0;
-    }
+    for (struct curl_slist *e = l; e; e = e->next)
+        explicit_bzero(e->data, strlen(e->data));
     curl_slist_free_all(l);
 }
 
@@ -235,10 +246,11 @@ static int build_transfer(a2g_request *r, int login)
     a2g_buf_reset(&r->url);
     if (login) {
         a2g_buf login_json;
-        a2g_buf_init(&login_json, 0);
+        a2g_buf_init_secret(&login_json, 0);
         a2g_source_free(&r->login_body);
         if (a2g_auth_request(&c->auth, &login_json) != 0
-            || a2g_source_memory(&r->login_body, login_json.data, login_json.len, &r->err) != 0
+            || a2g_source_memory_secret(&r->login_body, login_json.data, login_json.len,
+                                        &r->err) != 0
             || (r->login_target.len
                     ? a2g_buf_append(&r->url, r->login_target.data, r->login_target.len)
                     : (a2g_buf_append(&r->url, c->base.data, c->base.len)
@@ -267,7 +279,7 @@ static int build_transfer(a2g_request *r, int login)
                 return fail(r, A2G_IO, 0, "%s", "out of memory");
             snprintf(line, n, "Authorization: %s", c->auth.token);
             h = curl_slist_append(h, line);
-            memset(line, 0, n);
+            explicit_bzero(line, n);
             free(line);
         }
         for (struct curl_slist *e = r->extra; e; e = e->next)
@@ -282,6 +294,8 @@ static int build_transfer(a2g_request *r, int login)
         if (r->sink.kind == A2G_SINK_FILE || r->sink.kind == A2G_SINK_DIR)
             r->sink.limit = c->max_download;
     }
+    x->answer_limit_ms = c->json_timeout_ms;
+    x->memory_answer = login || r->sink.kind == A2G_SINK_MEMORY;
     /* the answer decides; 100-continue would only add a round trip */
     h = curl_slist_append(h, "Expect:");
     if (!h)
@@ -356,9 +370,14 @@ static a2g_kind curl_kind(CURLcode rc)
     }
 }
 
-/* A 429: no request before Retry-After (a full window when absent or unreadable,
- * capped either way), then the same request again - the server gave the 429 before
- * accepting anything, so this holds for sends too. */
+/* The longest Retry-After read as such (ten years); anything longer is that. */
+#define RETRY_AFTER_MAX_S (10L * 366 * 24 * 3600)
+
+/* A 429: no request before Retry-After (a full window when absent or unreadable),
+ * then the same request again - the server gave the 429 before accepting anything,
+ * so this holds for sends too. When the gateway asks for longer than
+ * retry_after_cap, the call ends at once with `ratelimited` and err.retry_after:
+ * sleeping the cap would only retry into the same refusal; the caller schedules. */
 static void on_ratelimited(a2g_request *r, int64_t now)
 {
     a2g_client *c = r->c;
@@ -366,14 +385,21 @@ static void on_ratelimited(a2g_request *r, int64_t now)
     int64_t wait;
     c->stats.ratelimited++;
     if (a2g_parse_retry_after(a2g_transport_header(&c->transport, "Retry-After"),
-                              time(NULL), (long)(c->retry_after_cap_ms / 1000), &secs) == 0)
+                              time(NULL), RETRY_AFTER_MAX_S, &secs) == 0)
         wait = (int64_t)secs * 1000;
     else
         wait = c->rl.window_ms ? c->rl.window_ms : 10000;
-    if (wait > c->retry_after_cap_ms)
-        wait = c->retry_after_cap_ms;
     a2g_ratelimit_block(&c->rl, now + wait);
+    if (wait > c->retry_after_cap_ms) {
+        fail_with_answer(r, A2G_RATELIMITED, "the gateway asks to wait longer than "
+                         "retry_after_cap before the next request");
+        r->err.retry_after = (long)((wait + 999) / 1000);
+        finish(r);
+        return;
+    }
     retry_or_fail(r, A2G_RATELIMITED, "the gateway's rate limit was exceeded", wait);
+    if (r->phase == DONE)
+        r->err.retry_after = (long)((wait + 999) / 1000);
 }
 
 static void collect_answer(a2g_request *r)
@@ -387,7 +413,7 @@ static void collect_answer(a2g_request *r)
         r->link = a2g_parse_link(v);
     if ((v = a2g_transport_header(t, "Content-Disposition")))
         r->filename = a2g_disposition_filename(v, &r->filename_len);
-    if (r->status == 206) {
+    if (r->status == 206 && !r->is_send) {
         v = a2g_transport_header(t, "X-Batch-Truncation-Index");
         if (a2g_parse_truncation_index(v, &r->truncation_message, &r->truncation_attachment)
             != 0) {
@@ -456,10 +482,22 @@ static void on_redirect(a2g_request *r, int login)
     r->phase = IDLE;
 }
 
+/* An answer held in memory that did not end within json_timeout: not retried (an
+ * endless answer would be endless again). */
+static void answer_deadline(a2g_request *r)
+{
+    fail(r, A2G_TIMEOUT, r->xfer.status, "the answer did not end within json_timeout (%s)",
+         "an answer held in memory must be whole within that time of its status line");
+}
+
 static void on_login_done(a2g_request *r, int64_t now)
 {
     a2g_client *c = r->c;
     a2g_xfer *x = &r->xfer;
+    if (x->answer_timed_out) {
+        answer_deadline(r);
+        return;
+    }
     if (x->result != CURLE_OK) {
         a2g_kind k = curl_kind(x->result);
         if (k == A2G_TLS)
@@ -470,13 +508,15 @@ static void on_login_done(a2g_request *r, int64_t now)
     }
     if (x->status == 200) {
         if (a2g_auth_accept(&c->auth, r->login_answer.mem.data, r->login_answer.mem.len,
-                            &r->err) != 0) {
+                            wall_ms(), &r->err) != 0) {
             finish(r);
             return;
         }
         c->stats.authorizations++;
         emit(r, "authorize", 200, 0, 0, NULL);
         r->login_first = 0;
+        r->logins++;
+        r->fresh = 1; /* this token serves this request, however short its life */
         if (r->is_login) {
             r->status = 200;
             r->err.kind = A2G_OK;
@@ -507,13 +547,27 @@ static void on_main_done(a2g_request *r, int64_t now)
 {
     a2g_client *c = r->c;
     a2g_xfer *x = &r->xfer;
+    if (x->answer_timed_out) {
+        /* a send the gateway took (2xx) stays taken, whatever its answer's body does */
+        if (r->is_send && x->status >= 200 && x->status < 300)
+            collect_answer(r);
+        else if (r->is_send && x->request_bytes > 0)
+            fail(r, A2G_UNKNOWN_OUTCOME, x->status, "%s", "the gateway's answer to the "
+                 "message did not end within json_timeout: it may have been enqueued; "
+                 "check the queued and sent lists before sending it again");
+        else
+            answer_deadline(r);
+        return;
+    }
     if (x->result != CURLE_OK) {
         if (r->callback_failed) {
             fail(r, A2G_CALLBACK, 0, "%s", "a callback raised an error");
             return;
         }
         if (x->sink_failed) {
-            if (r->sink.overflow)
+            if (r->sink.overflow && r->is_send && x->status >= 200 && x->status < 300)
+                collect_answer(r); /* taken by the gateway: its answer's size cannot undo that */
+            else if (r->sink.overflow)
                 fail(r, A2G_PROTOCOL, x->status, "the answer is larger than %s bytes",
                      r->sink.kind == A2G_SINK_MEMORY ? "max_json" : "max_download");
             else if (r->sink.io_errno)
@@ -523,7 +577,13 @@ static void on_main_done(a2g_request *r, int64_t now)
             return;
         }
         if (r->source.failed) {
-            fail(r, A2G_IO, 0, "%s", "the request body could not be read");
+            /* the gateway cannot have a whole body: nothing was enqueued */
+            if (r->source.changed)
+                fail(r, A2G_IO, 0, "%s", "a file of the request body changed while it was "
+                     "being sent (it shrank or grew): nothing was sent whole");
+            else
+                fail(r, A2G_IO, 0, "the request body could not be read: %s",
+                     r->source.failed > 0 ? strerror(r->source.failed) : "read error");
             return;
         }
         a2g_kind k = curl_kind(x->result);
@@ -552,6 +612,7 @@ static void on_main_done(a2g_request *r, int64_t now)
         if (!r->reauthed && r->used_token && a2g_auth_can_login(&c->auth)) {
             /* the token expired or was revoked early: log in again, once */
             r->reauthed = 1;
+            r->fresh = 0;
             a2g_auth_forget(&c->auth);
             c->stats.reauthentications++;
             emit(r, "reauth", 401, 0, 0, NULL);
@@ -584,23 +645,56 @@ static void on_main_done(a2g_request *r, int64_t now)
     }
 }
 
+/* Takes the connection from a request whose transfer is in flight but that nobody
+ * advances (a step-wise request left unclosed): it fails, a send with the outcome
+ * unknown, since its body may have gone out. */
+static void abandon(a2g_request *a, int64_t now)
+{
+    a2g_client *c = a->c;
+    a2g_transport_abort(&c->transport);
+    c->active = NULL;
+    a2g_ratelimit_record(&c->rl, now); /* it may have reached the server */
+    if (c->release)
+        c->release(c->rate_ud, now);
+    if (a->is_send && !a->is_login && !a->login_first)
+        a2g_fail(&a->err, A2G_UNKNOWN_OUTCOME, 0, "abandoned in flight (another call of "
+                 "this client took the connection): the message may have been enqueued; "
+                 "check the queued and sent lists before sending it again");
+    else
+        a2g_fail(&a->err, A2G_NETWORK, 0, "abandoned in flight: another call of this client "
+                 "took the connection while this request was not being stepped");
+    finish(a);
+}
+
 a2g_step a2g_request_step(a2g_request *r, int wait_ms, int64_t *sleep_ms)
 {
     a2g_client *c = r->c;
     *sleep_ms = 0;
+    if (r->phase == RUNNING)
+        r->last_step = c->clock(c->clock_ud);
     for (;;) {
         if (r->phase == DONE)
             return A2G_STEP_DONE;
         if (r->phase == IDLE) {
             if (c->active && c->active != r) {
-                *sleep_ms = 5; /* another request of this client is on the wire */
-                return A2G_STEP_SLEEP;
+                int64_t now = c->clock(c->clock_ud);
+                if (!r->blocking && now - c->active->last_step < A2G_ABANDON_MS) {
+                    *sleep_ms = 5; /* another request of this client is on the wire */
+                    return A2G_STEP_SLEEP;
+                }
+                abandon(c->active, now);
             }
             int64_t now = c->clock(c->clock_ud);
-            if (!r->is_login && !a2g_auth_valid(&c->auth, wall_ms())) {
-                if (a2g_auth_can_login(&c->auth))
+            if (!r->is_login && !r->login_first && !(r->fresh && c->auth.token)
+                && !a2g_auth_valid(&c->auth, wall_ms())) {
+                if (a2g_auth_can_login(&c->auth)) {
+                    if (r->logins >= A2G_MAX_LOGINS) {
+                        fail(r, A2G_AUTH, 0, "%s", "two logins in one request gave no "
+                             "token the gateway accepts");
+                        continue;
+                    }
                     r->login_first = 1;
-                else if (!c->auth.token) {
+                } else if (!c->auth.token) {
                     fail(r, A2G_AUTH, 0, "%s", "no token, and no username and password to "
                          "get one");
                     continue;
@@ -609,6 +703,14 @@ a2g_step a2g_request_step(a2g_request *r, int wait_ms, int64_t *sleep_ms)
             if (r->not_before > now) {
                 *sleep_ms = r->not_before - now;
                 return A2G_STEP_SLEEP;
+            }
+            if (c->rl.blocked_until - now > c->retry_after_cap_ms) {
+                /* an earlier 429 asked for longer than we wait: no request until then */
+                int64_t left = c->rl.blocked_until - now;
+                fail(r, A2G_RATELIMITED, 0, "%s", "the gateway asked to wait longer than "
+                     "retry_after_cap before the next request");
+                r->err.retry_after = (long)((left + 999) / 1000);
+                continue;
             }
             int64_t wait = a2g_ratelimit_delay(&c->rl, now);
             if (wait > 0) {
@@ -638,7 +740,7 @@ a2g_step a2g_request_step(a2g_request *r, int wait_ms, int64_t *sleep_ms)
             }
             c->active = r;
             c->stats.requests++;
-            r->started = now;
+            r->started = r->last_step = now;
             emit(r, "request", 0, 0, 0, NULL);
             r->phase = RUNNING;
         }

@@ -48,6 +48,8 @@ typedef struct a2g_client_opts {
     int64_t backoff_base_ms, backoff_cap_ms, retry_after_cap_ms;
     size_t max_json;             /* largest in-memory answer */
     int64_t max_download;        /* largest answer written to a file; 0: no limit */
+    int64_t json_timeout_ms;     /* an answer held in memory must be whole this long
+                                    after its status line; 0: no deadline */
 } a2g_client_opts;
 
 typedef struct a2g_stats {
@@ -72,6 +74,7 @@ typedef struct a2g_client {
     int64_t backoff_base_ms, backoff_cap_ms, retry_after_cap_ms;
     size_t max_json;
     int64_t max_download;
+    int64_t json_timeout_ms;
     a2g_log_fn log;
     void *log_ud;
     a2g_clock_fn clock;
@@ -89,6 +92,14 @@ void a2g_client_free(a2g_client *c);
 
 typedef enum { A2G_STEP_DONE, A2G_STEP_SLEEP, A2G_STEP_IO } a2g_step;
 
+/* Logins one request may make: one before it (no token, or one about to expire) and
+ * one after a 401 to the token it had. */
+#define A2G_MAX_LOGINS 2
+/* A step-wise request whose transfer is in flight but that has not been stepped for
+ * this long loses the connection to the next request that needs it (a blocking one
+ * takes it at once: nothing else of the client can advance while it blocks). */
+#define A2G_ABANDON_MS (60 * 1000)
+
 typedef struct a2g_request {
     a2g_client *c;
     char method[8];
@@ -103,6 +114,8 @@ typedef struct a2g_request {
     int phase;
     int login_first;
     int used_token;
+    int logins;                  /* successful /authorize calls of this request */
+    int fresh;                   /* the token held was obtained by this request */
     int attempts;
     int reauthed;
     int redirects;
@@ -116,6 +129,9 @@ typedef struct a2g_request {
     a2g_source login_body;
     a2g_sink login_answer;
     int callback_failed;         /* set by the binding when a Lua callback raised */
+    int blocking;                /* run to its end by one call (perform): it never waits
+                                    for another request's transfer */
+    int64_t last_step;           /* when it was last stepped with its transfer in flight */
     /* outcome */
     a2g_error err;
     long status;

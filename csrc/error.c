@@ -30,6 +30,7 @@ int a2g_fail(a2g_error *err, a2g_kind kind, long status, const char *fmt, ...)
     err->kind = kind;
     err->status = status;
     err->context[0] = '\0';
+    err->retry_after = 0;
     va_start(ap, fmt);
     vsnprintf(err->message, sizeof err->message, fmt, ap);
     va_end(ap);

@@ -32,6 +32,7 @@ typedef struct a2g_error {
     a2g_kind kind;
     long status;          /* HTTP status, 0 when there was no answer */
     int curl_code;        /* CURLcode, 0 when none */
+    long retry_after;     /* ratelimited: seconds the gateway asked to wait; 0: none */
     char message[512];    /* the server's message or our description; never secrets */
     char context[160];    /* with the server's message: what failed ("not found"); else "" */
 } a2g_error;

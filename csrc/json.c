@@ -1,11 +1,9 @@
-/* See json.h. A recursive-descent scanner with a depth bound; values other than the
- * one asked for are skipped, not built. */
+/* See json.h. A recursive-descent scanner with a depth bound, on the grammar of
+ * RFC 8259; values other than the one asked for are checked and skipped, not built. */
 #include "json.h"
 
 #include <stdlib.h>
 #include <string.h>
-
-#define MAX_DEPTH 64
 
 typedef struct { const char *p, *end; } scan;
 
@@ -15,11 +13,13 @@ static void ws(scan *s)
         s->p++;
 }
 
-static int hex4(const char *p, unsigned *out)
+static int hex4(const scan *s, unsigned *out)
 {
+    if (s->end - s->p < 4)
+        return -1;
     unsigned v = 0;
     for (int i = 0; i < 4; i++) {
-        char c = p[i];
+        char c = s->p[i];
         v <<= 4;
         if (c >= '0' && c <= '9') v |= (unsigned)(c - '0');
         else if (c >= 'a' && c <= 'f') v |= (unsigned)(c - 'a' + 10);
@@ -43,8 +43,9 @@ static size_t put_utf8(char *o, unsigned cp)
     return 4;
 }
 
-/* Scans a string at s->p ('"'); with out != NULL decodes it into out (which must
- * have room for the raw length: decoding never grows it). */
+/* Scans a string at s->p ('"'); with out != NULL decodes it into out, which must have
+ * room for the raw length: decoding never grows it (an escape of 6 bytes gives at
+ * most 3, a pair of 12 gives 4). */
 static int string(scan *s, char *out, size_t *outlen)
 {
     size_t n = 0;
@@ -75,18 +76,21 @@ static int string(scan *s, char *out, size_t *outlen)
         case 'r': cp = '\r'; break;
         case 't': cp = '\t'; break;
         case 'u':
-            if (s->end - s->p < 4 || hex4(s->p, &cp) != 0)
+            if (hex4(s, &cp) != 0)
                 return -1;
             s->p += 4;
             if (cp >= 0xD800 && cp <= 0xDBFF) {
                 unsigned lo;
-                if (s->end - s->p < 6 || s->p[0] != '\\' || s->p[1] != 'u'
-                    || hex4(s->p + 2, &lo) != 0 || lo < 0xDC00 || lo > 0xDFFF)
-                    return -1;
-                s->p += 6;
-                cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+                scan next = { s->p + 2, s->end };
+                if (s->end - s->p >= 6 && s->p[0] == '\\' && s->p[1] == 'u'
+                    && hex4(&next, &lo) == 0 && lo >= 0xDC00 && lo <= 0xDFFF) {
+                    s->p += 6;
+                    cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+                } else {
+                    cp = 0xFFFD; /* a lone high surrogate: valid JSON, no character */
+                }
             } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
-                return -1;
+                cp = 0xFFFD;
             }
             break;
         default:
@@ -97,23 +101,48 @@ static int string(scan *s, char *out, size_t *outlen)
     return -1;
 }
 
+static int digits(scan *s)
+{
+    const char *start = s->p;
+    while (s->p < s->end && *s->p >= '0' && *s->p <= '9')
+        s->p++;
+    return s->p > start ? 0 : -1;
+}
+
+/* number = [ "-" ] ( "0" / 1-9 *DIGIT ) [ "." 1*DIGIT ] [ ( "e" / "E" ) [ "-" / "+" ] 1*DIGIT ] */
 static int number(scan *s, double *out)
 {
     const char *start = s->p;
-    if (s->p < s->end && *s->p == '-') s->p++;
-    if (s->p >= s->end || *s->p < '0' || *s->p > '9') return -1;
-    while (s->p < s->end && ((*s->p >= '0' && *s->p <= '9') || *s->p == '.' || *s->p == 'e'
-                             || *s->p == 'E' || *s->p == '+' || *s->p == '-'))
+    if (s->p < s->end && *s->p == '-')
         s->p++;
+    if (s->p < s->end && *s->p == '0')
+        s->p++;
+    else if (s->p >= s->end || *s->p < '1' || *s->p > '9' || digits(s) != 0)
+        return -1;
+    if (s->p < s->end && *s->p == '.') {
+        s->p++;
+        if (digits(s) != 0)
+            return -1;
+    }
+    if (s->p < s->end && (*s->p == 'e' || *s->p == 'E')) {
+        s->p++;
+        if (s->p < s->end && (*s->p == '+' || *s->p == '-'))
+            s->p++;
+        if (digits(s) != 0)
+            return -1;
+    }
     if (out) {
-        char tmp[64];
+        /* strtod needs a terminated copy; the grammar above is all it will read */
         size_t n = (size_t)(s->p - start);
-        if (n >= sizeof tmp) return -1;
+        char small[64];
+        char *tmp = n < sizeof small ? small : malloc(n + 1);
+        if (!tmp)
+            return -1;
         memcpy(tmp, start, n);
         tmp[n] = '\0';
-        char *e;
-        *out = strtod(tmp, &e);
-        if (*e) return -1;
+        *out = strtod(tmp, NULL);
+        if (tmp != small)
+            free(tmp);
     }
     return 0;
 }
@@ -128,14 +157,16 @@ static int literal(scan *s, const char *lit)
     return 0;
 }
 
+/* An array or an object at s->p; `depth` containers enclose it. */
 static int container(scan *s, int depth, char close, int object)
 {
-    if (depth > MAX_DEPTH) return -1;
+    if (depth >= A2G_JSON_MAX_DEPTH) return -1;
     s->p++;
     ws(s);
     if (s->p < s->end && *s->p == close) { s->p++; return 0; }
     for (;;) {
         if (object) {
+            ws(s);
             if (string(s, NULL, NULL) != 0) return -1;
             ws(s);
             if (s->p >= s->end || *s->p++ != ':') return -1;
@@ -164,34 +195,57 @@ static int value(scan *s, int depth)
     }
 }
 
-/* Positions s at the value of top-level member `key`, after checking that the whole
- * text is one well-formed object. */
+int a2g_json_valid(const char *json, size_t len)
+{
+    scan s = { json, json + len };
+    if (value(&s, 0) != 0) return 0;
+    ws(&s);
+    return s.p == s.end;
+}
+
+/* Whether the string at s->p (a member name) decodes to `key`; advances past it. */
+static int name_is(scan *s, const char *key, size_t kl, int *match)
+{
+    scan probe = *s;
+    if (string(&probe, NULL, NULL) != 0) return -1;
+    size_t raw = (size_t)(probe.p - s->p), n = 0;
+    char small[128];
+    char *buf = raw < sizeof small ? small : malloc(raw);
+    if (!buf) return -1;
+    int rc = string(s, buf, &n);
+    *match = rc == 0 && n == kl && memcmp(buf, key, kl) == 0;
+    if (buf != small) free(buf);
+    return rc;
+}
+
+/* Positions s at the value of top-level member `key` (the last of that name), after
+ * checking that the whole text is one well-formed object. */
 static int find(const char *json, size_t len, const char *key, scan *s)
 {
     scan all = { json, json + len };
     ws(&all);
-    if (all.p >= all.end || *all.p != '{' || value(&all, 0) != 0) return -1;
-    ws(&all);
-    if (all.p != all.end) return -1;
-    s->p = json;
+    if (all.p >= all.end || *all.p != '{' || !a2g_json_valid(json, len)) return -1;
+    s->p = all.p + 1;
     s->end = json + len;
-    ws(s);
-    s->p++;
     size_t kl = strlen(key);
+    const char *found = NULL;
+    ws(s);
+    if (*s->p == '}') return -1;
     for (;;) {
         ws(s);
-        if (s->p >= s->end || *s->p != '"') return -1;
-        const char *k = s->p + 1;
-        if (string(s, NULL, NULL) != 0) return -1;
-        int match = (size_t)(s->p - 1 - k) == kl && memcmp(k, key, kl) == 0;
+        int match;
+        if (name_is(s, key, kl, &match) != 0) return -1;
         ws(s);
         s->p++; /* ':' */
         ws(s);
-        if (match) return 0;
+        if (match) found = s->p;
         if (value(s, 1) != 0) return -1;
         ws(s);
-        if (s->p >= s->end || *s->p++ != ',') return -1;
+        if (*s->p++ != ',') break; /* '}': the text is known to be well-formed */
     }
+    if (!found) return -1;
+    s->p = found;
+    return 0;
 }
 
 int a2g_json_string(const char *json, size_t len, const char *key, char **out,

@@ -30,6 +30,7 @@ typedef struct lclient {
     lua_State *L;            /* the state of the call in progress, for hooks */
     int log_ref, clock_ref, sleep_ref, progress_ref, acquire_ref, release_ref;
     int hook_error_ref;      /* an error a log or clock hook raised */
+    int in_callback;         /* > 0 while one of its hooks, sinks or readers runs */
     lrequest *requests;      /* live requests, closed with the client */
 } lclient;
 
@@ -92,6 +93,10 @@ static int push_fail(lua_State *L, const a2g_error *err)
         lua_pushstring(L, err->context);
         lua_setfield(L, -2, "context");
     }
+    if (err->retry_after > 0) {
+        lua_pushinteger(L, (lua_Integer)err->retry_after);
+        lua_setfield(L, -2, "retry_after");
+    }
     return 2;
 }
 
@@ -126,20 +131,27 @@ static void check_keys(lua_State *L, int idx, const char *what, const char *cons
     }
 }
 
-static const char *opt_string(lua_State *L, int idx, const char *name)
+/* A string option, checked as what it becomes (check.h): a header, a URL, a path. */
+static const char *opt_string(lua_State *L, int idx, const char *name, a2g_text what)
 {
     const char *v = NULL;
     lua_getfield(L, idx, name);
     if (!lua_isnil(L, -1)) {
-        if (lua_type(L, -1) != LUA_TSTRING)
-            luaL_error(L, "option '%s' must be a string", name);
-        v = lua_tostring(L, -1);
+        char label[64];
+        snprintf(label, sizeof label, "option '%s'", name);
+        v = a2g_checktext(L, -1, what, label);
     }
     lua_pop(L, 1); /* the string stays alive: the option table holds it */
     return v;
 }
 
-static double opt_number(lua_State *L, int idx, const char *name, double dflt, double min)
+/* Upper bounds of numeric options: finite, and small enough for the core's integers. */
+#define MAX_SECONDS 1e9   /* about 31 years */
+#define MAX_COUNT 1e6
+#define MAX_BYTES 9007199254740992.0 /* 2^53 */
+
+static double opt_number(lua_State *L, int idx, const char *name, double dflt, double min,
+                         double max)
 {
     double v = dflt;
     lua_getfield(L, idx, name);
@@ -147,8 +159,8 @@ static double opt_number(lua_State *L, int idx, const char *name, double dflt, d
         if (lua_type(L, -1) != LUA_TNUMBER)
             luaL_error(L, "option '%s' must be a number", name);
         v = lua_tonumber(L, -1);
-        if (!(v >= min))
-            luaL_error(L, "option '%s' must be at least %f", name, min);
+        if (!(v >= min && v <= max)) /* NaN fails both */
+            luaL_error(L, "option '%s' must be from %f to %g", name, min, max);
     }
     lua_pop(L, 1);
     return v;
@@ -181,6 +193,21 @@ static int opt_function(lua_State *L, int idx, const char *name)
 }
 
 /* Hooks ------------------------------------------------------------------------------------ */
+
+/* Runs a hook, sink or reader of client `lc` under lua_pcall, marked as inside its
+ * callbacks: there, any use of the client but token() and stats() raises (it could
+ * free what the core is using, or start a transfer over the one in flight). */
+static int call_hook(lua_State *L, lclient *lc, int nargs, int nresults)
+{
+    lc->in_callback++;
+    int rc = lua_pcall(L, nargs, nresults, 0);
+    lc->in_callback--;
+    return rc;
+}
+
+#define INSIDE_CALLBACK "as2gateway: the client cannot be used from inside its own callbacks " \
+    "(sink, body_reader, log, progress, clock, sleep, acquire, release); only token() and " \
+    "stats() can"
 
 static void stash(lua_State *L, int *ref)
 {
@@ -215,13 +242,25 @@ static int64_t hook_clock(void *ud)
     if (lc->clock_ref == LUA_NOREF || !L)
         return monotonic_ms();
     lua_rawgeti(L, LUA_REGISTRYINDEX, lc->clock_ref);
-    if (lua_pcall(L, 0, 1, 0) != 0) {
+    if (call_hook(L, lc, 0, 1) != 0) {
         stash(L, &lc->hook_error_ref);
         return monotonic_ms();
     }
-    int64_t ms = (int64_t)(lua_tonumber(L, -1) * 1000.0);
+    /* NaN, infinities or 1e300 would make every wait endless or undefined */
+    lua_Number s = lua_tonumber(L, -1);
+    if (lua_type(L, -1) != LUA_TNUMBER || !(s >= -MAX_SECONDS * 1e3 && s <= MAX_SECONDS * 1e3)) {
+        if (lua_type(L, -1) == LUA_TNUMBER)
+            lua_pushfstring(L, "as2gateway: the clock must return a finite number of seconds "
+                            "(at most 1e12), not %f", s);
+        else
+            lua_pushfstring(L, "as2gateway: the clock must return a finite number of seconds, "
+                            "not a %s", luaL_typename(L, -1));
+        lua_remove(L, -2);
+        stash(L, &lc->hook_error_ref);
+        return monotonic_ms();
+    }
     lua_pop(L, 1);
-    return ms;
+    return (int64_t)(s * 1000.0);
 }
 
 static void set_int(lua_State *L, const char *k, lua_Integer v)
@@ -261,7 +300,7 @@ static void hook_log(void *ud, const a2g_event *ev)
         lua_setfield(L, -2, "delay");
     }
     set_str(L, "reason", ev->reason);
-    if (lua_pcall(L, 1, 0, 0) != 0)
+    if (call_hook(L, lc, 1, 0) != 0)
         stash(L, &lc->hook_error_ref);
 }
 
@@ -279,7 +318,7 @@ static int hook_progress(void *ud, int64_t dl_now, int64_t dl_total, int64_t ul_
     lua_pushnumber(L, (lua_Number)ul_total);
     lua_pushnumber(L, (lua_Number)dl_now);
     lua_pushnumber(L, (lua_Number)dl_total);
-    if (lua_pcall(L, 4, 0, 0) != 0) {
+    if (call_hook(L, lc, 4, 0) != 0) {
         stash(L, &lc->hook_error_ref);
         return 1;
     }
@@ -296,12 +335,14 @@ static int64_t hook_acquire(void *ud)
     if (!L)
         return 0;
     lua_rawgeti(L, LUA_REGISTRYINDEX, lc->acquire_ref);
-    if (lua_pcall(L, 0, 1, 0) != 0) {
+    if (call_hook(L, lc, 0, 1) != 0) {
         stash(L, &lc->hook_error_ref);
         return 10;
     }
     lua_Number s = lua_tonumber(L, -1);
     lua_pop(L, 1);
+    if (!(s <= MAX_SECONDS)) /* NaN or absurd: a broken hook must not make a request hang */
+        s = MAX_SECONDS;
     return s > 0 ? (int64_t)(s * 1000.0) + 1 : 0;
 }
 
@@ -313,7 +354,7 @@ static void hook_release(void *ud, int64_t when_ms)
         return;
     lua_rawgeti(L, LUA_REGISTRYINDEX, lc->release_ref);
     lua_pushnumber(L, (lua_Number)when_ms / 1000.0);
-    if (lua_pcall(L, 1, 0, 0) != 0)
+    if (call_hook(L, lc, 1, 0) != 0)
         stash(L, &lc->hook_error_ref);
 }
 
@@ -325,7 +366,7 @@ static int sink_write(void *ud, const char *data, size_t n)
     lua_State *L = lr->L;
     lua_rawgeti(L, LUA_REGISTRYINDEX, lr->sink_ref);
     lua_pushlstring(L, data, n);
-    if (lua_pcall(L, 1, 0, 0) != 0) {
+    if (call_hook(L, lr->owner, 1, 0) != 0) {
         stash(L, &lr->error_ref);
         lr->r->callback_failed = 1;
         return -1;
@@ -341,7 +382,7 @@ static size_t reader_read(void *ud, char *buf, size_t n, int *failed)
         a2g_buf_reset(&lr->leftover);
         lr->leftover_pos = 0;
         lua_rawgeti(L, LUA_REGISTRYINDEX, lr->reader_ref);
-        if (lua_pcall(L, 0, 1, 0) != 0) {
+        if (call_hook(L, lr->owner, 0, 1) != 0) {
             stash(L, &lr->error_ref);
             lr->r->callback_failed = 1;
             *failed = 1;
@@ -377,11 +418,22 @@ static size_t reader_read(void *ud, char *buf, size_t n, int *failed)
 
 /* The client ------------------------------------------------------------------------- */
 
-static lclient *check_client(lua_State *L, int idx)
+/* The client at idx, open, for reading what it holds (allowed inside its hooks). */
+static lclient *check_open_client(lua_State *L, int idx)
 {
     lclient *lc = luaL_checkudata(L, idx, CLIENT_MT);
     if (!lc->c)
         luaL_error(L, "as2gateway: the client is closed");
+    return lc;
+}
+
+/* The client at idx, open and not inside one of its own callbacks, for a call that
+ * may transfer or change it. */
+static lclient *check_client(lua_State *L, int idx)
+{
+    lclient *lc = check_open_client(L, idx);
+    if (lc->in_callback)
+        luaL_error(L, INSIDE_CALLBACK);
     lc->L = L;
     return lc;
 }
@@ -390,7 +442,7 @@ static const char *const CLIENT_OPTIONS[] = {
     "url", "username", "password", "token", "token_expiry", "cainfo", "proxy",
     "connect_timeout", "timeout", "low_speed_limit", "low_speed_time", "user_agent",
     "rate_limit", "retries", "backoff_base", "backoff_cap", "retry_after_cap", "max_json",
-    "max_download",
+    "max_download", "json_timeout",
     "log", "clock", "sleep", "progress", "acquire", "release", NULL
 };
 
@@ -409,24 +461,24 @@ static int l_new(lua_State *L)
     check_keys(L, 1, "as2gateway.new", CLIENT_OPTIONS);
     a2g_client_opts o;
     memset(&o, 0, sizeof o);
-    o.url = opt_string(L, 1, "url");
+    o.url = opt_string(L, 1, "url", A2G_TEXT_URL);
     if (!o.url)
         return luaL_error(L, "as2gateway.new: option 'url' is required");
-    o.username = opt_string(L, 1, "username");
-    o.password = opt_string(L, 1, "password");
-    o.token = opt_string(L, 1, "token");
-    o.token_expiry_ms = (int64_t)opt_number(L, 1, "token_expiry", 0, 0);
+    o.username = opt_string(L, 1, "username", A2G_TEXT_PLAIN);
+    o.password = opt_string(L, 1, "password", A2G_TEXT_PLAIN);
+    o.token = opt_string(L, 1, "token", A2G_TEXT_TOKEN);
+    o.token_expiry_ms = (int64_t)opt_number(L, 1, "token_expiry", 0, 0, 1e16);
     if (!o.token && !(o.username && o.password))
         return luaL_error(L, "as2gateway.new: give username and password, or token");
-    o.transport.cainfo = opt_string(L, 1, "cainfo");
-    o.transport.proxy = opt_string(L, 1, "proxy");
-    o.transport.user_agent = opt_string(L, 1, "user_agent");
+    o.transport.cainfo = opt_string(L, 1, "cainfo", A2G_TEXT_PATH);
+    o.transport.proxy = opt_string(L, 1, "proxy", A2G_TEXT_URL);
+    o.transport.user_agent = opt_string(L, 1, "user_agent", A2G_TEXT_HEADER);
     if (!o.transport.user_agent)
         o.transport.user_agent = A2G_USER_AGENT;
-    o.transport.connect_timeout_ms = (long)(opt_number(L, 1, "connect_timeout", 10, 0.001) * 1000);
-    o.transport.timeout_ms = (long)(opt_number(L, 1, "timeout", 0, 0) * 1000);
-    o.transport.low_speed_limit = (long)opt_number(L, 1, "low_speed_limit", 100, 0);
-    o.transport.low_speed_time = (long)opt_number(L, 1, "low_speed_time", 30, 0);
+    o.transport.connect_timeout_ms = (long)(opt_number(L, 1, "connect_timeout", 10, 0.001, MAX_SECONDS) * 1000);
+    o.transport.timeout_ms = (long)(opt_number(L, 1, "timeout", 0, 0, MAX_SECONDS) * 1000);
+    o.transport.low_speed_limit = (long)opt_number(L, 1, "low_speed_limit", 100, 0, MAX_BYTES);
+    o.transport.low_speed_time = (long)opt_number(L, 1, "low_speed_time", 30, 0, MAX_SECONDS);
     o.rate_limit = 50;
     o.rate_window_ms = 10000;
     lua_getfield(L, 1, "rate_limit");
@@ -436,18 +488,20 @@ static int l_new(lua_State *L)
         int t = lua_gettop(L);
         static const char *const rl_keys[] = { "requests", "window", NULL };
         check_keys(L, t, "rate_limit", rl_keys);
-        o.rate_limit = (int)opt_number(L, t, "requests", 50, 1);
-        o.rate_window_ms = (int64_t)(opt_number(L, t, "window", 10, 0.001) * 1000);
+        o.rate_limit = (int)opt_number(L, t, "requests", 50, 1, MAX_COUNT);
+        o.rate_window_ms = (int64_t)(opt_number(L, t, "window", 10, 0.001, MAX_SECONDS) * 1000);
     } else if (!lua_isnil(L, -1)) {
         return luaL_error(L, "option 'rate_limit' must be {requests=, window=} or false");
     }
     lua_pop(L, 1);
-    o.retries = (int)opt_number(L, 1, "retries", 5, 0);
-    o.backoff_base_ms = (int64_t)(opt_number(L, 1, "backoff_base", 0.5, 0) * 1000);
-    o.backoff_cap_ms = (int64_t)(opt_number(L, 1, "backoff_cap", 30, 0) * 1000);
-    o.retry_after_cap_ms = (int64_t)(opt_number(L, 1, "retry_after_cap", 120, 0) * 1000);
-    o.max_json = (size_t)opt_number(L, 1, "max_json", 16 * 1024 * 1024, 1024);
-    o.max_download = (int64_t)opt_number(L, 1, "max_download", 512.0 * 1024 * 1024, 0);
+    o.retries = (int)opt_number(L, 1, "retries", 5, 0, MAX_COUNT);
+    o.backoff_base_ms = (int64_t)(opt_number(L, 1, "backoff_base", 0.5, 0, MAX_SECONDS) * 1000);
+    o.backoff_cap_ms = (int64_t)(opt_number(L, 1, "backoff_cap", 30, 0, MAX_SECONDS) * 1000);
+    o.retry_after_cap_ms = (int64_t)(opt_number(L, 1, "retry_after_cap", 120, 0, MAX_SECONDS) * 1000);
+    o.json_timeout_ms = (int64_t)(opt_number(L, 1, "json_timeout", 120, 0, MAX_SECONDS) * 1000);
+    o.max_json = (size_t)opt_number(L, 1, "max_json", 16 * 1024 * 1024, 1024, MAX_BYTES);
+    o.max_download = (int64_t)opt_number(L, 1, "max_download", 512.0 * 1024 * 1024, 0,
+                                        MAX_BYTES);
 
     lc->log_ref = opt_function(L, 1, "log");
     lc->clock_ref = opt_function(L, 1, "clock");
@@ -505,17 +559,28 @@ static void client_close(lua_State *L, lclient *lc)
     }
 }
 
-/* close, __gc and __close: one idempotent function. */
+/* __gc and __close: one idempotent function, that never raises. */
+static int l_client_gc(lua_State *L)
+{
+    lclient *lc = luaL_checkudata(L, 1, CLIENT_MT);
+    if (!lc->in_callback) /* (it is reachable while its callbacks run) */
+        client_close(L, lc);
+    return 0;
+}
+
+/* client:close(): the same, but not from inside the client's own callbacks. */
 static int l_client_close(lua_State *L)
 {
     lclient *lc = luaL_checkudata(L, 1, CLIENT_MT);
+    if (lc->in_callback)
+        return luaL_error(L, INSIDE_CALLBACK);
     client_close(L, lc);
     return 0;
 }
 
 static int l_client_stats(lua_State *L)
 {
-    lclient *lc = check_client(L, 1);
+    lclient *lc = check_open_client(L, 1);
     a2g_stats *s = &lc->c->stats;
     lua_createtable(L, 0, 7);
     set_int(L, "requests", (lua_Integer)s->requests);
@@ -529,15 +594,26 @@ static int l_client_stats(lua_State *L)
     return 1;
 }
 
-/* client:token() -> token, expiry (ms) | nil: what the client holds now, no request. */
+static int64_t wall_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* client:token() -> token, expiry (ms since the epoch by our clock, 0: unknown),
+ * usable (false once the client would renew it before the next request) | nil: what
+ * the client holds now, no request. */
 static int l_client_token(lua_State *L)
 {
-    lclient *lc = check_client(L, 1);
-    if (!lc->c->auth.token)
+    lclient *lc = check_open_client(L, 1);
+    a2g_auth *a = &lc->c->auth;
+    if (!a->token)
         return 0;
-    lua_pushstring(L, lc->c->auth.token);
-    lua_pushnumber(L, (lua_Number)lc->c->auth.expiry_ms);
-    return 2;
+    lua_pushstring(L, a->token);
+    lua_pushinteger(L, (lua_Integer)a->expiry_ms);
+    lua_pushboolean(L, a2g_auth_valid(a, wall_now_ms()));
+    return 3;
 }
 
 /* client:set_token(token[, expiry_ms]): use this token from now on (one obtained by
@@ -545,17 +621,10 @@ static int l_client_token(lua_State *L)
 static int l_client_set_token(lua_State *L)
 {
     lclient *lc = check_client(L, 1);
-    const char *token = luaL_checkstring(L, 2);
+    const char *token = a2g_checktext(L, 2, A2G_TEXT_TOKEN, "set_token: the token");
     lua_Number expiry = luaL_optnumber(L, 3, 0);
-    for (const unsigned char *p = (const unsigned char *)token; *p; p++)
-        if (*p <= 0x20 || *p >= 0x7f)
-            return luaL_argerror(L, 2, "not a token");
-    char *copy = strdup(token);
-    if (!copy)
+    if (a2g_auth_set(&lc->c->auth, token, expiry == expiry ? expiry : 0, wall_now_ms()) != 0)
         return luaL_error(L, "out of memory");
-    a2g_auth_forget(&lc->c->auth);
-    lc->c->auth.token = copy;
-    lc->c->auth.expiry_ms = (int64_t)expiry;
     return 0;
 }
 
@@ -578,6 +647,8 @@ static lrequest *check_request(lua_State *L, int idx)
         luaL_error(L, "as2gateway: the request is closed");
     if (!lr->owner->c)
         luaL_error(L, "as2gateway: the client is closed");
+    if (lr->owner->in_callback)
+        luaL_error(L, INSIDE_CALLBACK);
     lr->L = L;
     lr->owner->L = L;
     return lr;
@@ -586,8 +657,9 @@ static lrequest *check_request(lua_State *L, int idx)
 static void request_close(lua_State *L, lrequest *lr)
 {
     /* freeing may call the release hook: with this state, the one that is running
-     * (an earlier call's coroutine may be gone by now) */
-    if (lr->owner)
+     * (an earlier call's coroutine may be gone by now); but not while a callback of the
+     * client runs (a collection there): its call's state stays the one in use */
+    if (lr->owner && !lr->owner->in_callback)
         lr->owner->L = L;
     if (lr->r) {
         a2g_request_free(lr->r);
@@ -609,7 +681,9 @@ static void request_close(lua_State *L, lrequest *lr)
     }
 }
 
-static int l_request_close(lua_State *L)
+/* __gc and __close: never raises. A request collected while its client's callback
+ * runs is not the one in flight (that one is reachable): freeing it is safe. */
+static int l_request_gc(lua_State *L)
 {
     lrequest *lr = luaL_checkudata(L, 1, REQUEST_MT);
     if (lr->owner || lr->r)
@@ -617,15 +691,31 @@ static int l_request_close(lua_State *L)
     return 0;
 }
 
-static int valid_path(const char *p)
+/* request:close(): the same, but not from inside its client's callbacks. */
+static int l_request_close(lua_State *L)
 {
-    if (*p != '/')
+    lrequest *lr = luaL_checkudata(L, 1, REQUEST_MT);
+    if (lr->owner && lr->owner->in_callback)
+        return luaL_error(L, INSIDE_CALLBACK);
+    return l_request_gc(L);
+}
+
+/* An encoded path: '/' first, unreserved characters and escapes only, and no "." or
+ * ".." segment (libcurl and servers would remove it: the request would go elsewhere). */
+static int valid_path(const char *p, size_t len)
+{
+    if (len == 0 || *p != '/' || a2g_check_text(p, len, A2G_TEXT_URL))
         return 0;
-    for (; *p; p++) {
-        unsigned char c = (unsigned char)*p;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)p[i];
         if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
               || strchr("/-._~%", c)))
             return 0;
+        if (c == '/') {
+            size_t seg = strcspn(p + i + 1, "/");
+            if ((seg == 1 && p[i + 1] == '.') || (seg == 2 && p[i + 1] == '.' && p[i + 2] == '.'))
+                return 0;
+        }
     }
     return 1;
 }
@@ -649,10 +739,11 @@ static int build_path(lua_State *L, int spec, a2g_buf *path)
 {
     lua_getfield(L, spec, "path");
     if (lua_type(L, -1) == LUA_TSTRING) {
-        const char *p = lua_tostring(L, -1);
-        if (!valid_path(p))
-            path_error(L, path, "request: path must start with '/' and be percent-encoded "
-                                "(or give a list of segments)");
+        size_t plen;
+        const char *p = lua_tolstring(L, -1, &plen);
+        if (!valid_path(p, plen))
+            path_error(L, path, "request: path must start with '/' and be percent-encoded, "
+                                "without '.' or '..' segments (or give a list of segments)");
         a2g_buf_appends(path, p);
     } else if (lua_type(L, -1) == LUA_TTABLE) {
         size_t n = lua_rawlen(L, -1);
@@ -685,6 +776,10 @@ static int build_path(lua_State *L, int spec, a2g_buf *path)
             lua_pop(L, 1);
             if (lua_type(L, -1) != LUA_TSTRING)
                 path_error(L, path, "request: query names must be strings");
+            size_t nlen;
+            const char *qname = lua_tolstring(L, -1, &nlen);
+            if (a2g_check_text(qname, nlen, A2G_TEXT_PLAIN))
+                path_error(L, path, "request: a query name holds a NUL byte");
             lua_pushvalue(L, -1);
             lua_rawseti(L, names, ++count);
         }
@@ -748,7 +843,7 @@ static int l_client_request(lua_State *L)
     int self = lua_gettop(L);
     lr->L = L;
 
-    const char *method = opt_string(L, 2, "method");
+    const char *method = opt_string(L, 2, "method", A2G_TEXT_PLAIN);
     if (!method)
         method = "GET";
     if (strcmp(method, "GET") && strcmp(method, "POST") && strcmp(method, "DELETE"))
@@ -790,7 +885,9 @@ static int l_client_request(lua_State *L)
         while (lua_next(L, -2)) {
             if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING)
                 return luaL_error(L, "request: headers must map names to strings");
-            if (a2g_request_header(r, lua_tostring(L, -2), lua_tostring(L, -1), &err) != 0)
+            const char *name = a2g_checktext(L, -2, A2G_TEXT_HEADER_NAME, "request: header");
+            const char *value = a2g_checktext(L, -1, A2G_TEXT_HEADER, "request: header value");
+            if (a2g_request_header(r, name, value, &err) != 0)
                 return luaL_error(L, "request: %s", err.message);
             lua_pop(L, 1);
         }
@@ -823,7 +920,7 @@ static int l_client_request(lua_State *L)
             return luaL_error(L, "request: %s", err.message);
     }
     lua_pop(L, 1);
-    const char *body_file = opt_string(L, 2, "body_file");
+    const char *body_file = opt_string(L, 2, "body_file", A2G_TEXT_PATH);
     if (body_file && a2g_source_file(&r->source, body_file, &err) != 0) {
         /* a missing or unreadable file is the caller's to handle */
         lua_pushnil(L);
@@ -852,7 +949,9 @@ static int l_client_request(lua_State *L)
                 if (lua_type(L, -1) != LUA_TSTRING)
                     return luaL_error(L, "request: body piece %d: a string or {path=} expected",
                                       (int)i);
-                rc = a2g_source_add_file(&r->source, lua_tostring(L, -1), &err);
+                rc = a2g_source_add_file(&r->source,
+                                         a2g_checktext(L, -1, A2G_TEXT_PATH, "request: body piece"),
+                                         &err);
                 lua_pop(L, 1);
             } else {
                 return luaL_error(L, "request: body piece %d: a string or {path=} expected",
@@ -869,8 +968,8 @@ static int l_client_request(lua_State *L)
     }
     lua_pop(L, 1);
 
-    const char *to_file = opt_string(L, 2, "to_file");
-    const char *to_dir = opt_string(L, 2, "to_dir");
+    const char *to_file = opt_string(L, 2, "to_file", A2G_TEXT_PATH);
+    const char *to_dir = opt_string(L, 2, "to_dir", A2G_TEXT_PATH);
     lr->sink_ref = opt_function(L, 2, "sink");
     if (to_file || to_dir) {
         a2g_sink_free(&r->sink);
@@ -908,7 +1007,7 @@ static int push_result(lua_State *L, lrequest *lr)
         set_int(L, "attachment", r->truncation_attachment);
         lua_setfield(L, -2, "truncation");
     }
-    lua_pushnumber(L, (lua_Number)r->sink.written);
+    lua_pushinteger(L, (lua_Integer)r->sink.written);
     lua_setfield(L, -2, "bytes");
     if (r->sink.kind == A2G_SINK_FILE || r->sink.kind == A2G_SINK_DIR) {
         set_str(L, "path", r->sink.path);
@@ -972,7 +1071,7 @@ static int sleep_ms(lua_State *L, lclient *lc, int64_t ms)
     if (lc->sleep_ref != LUA_NOREF) {
         lua_rawgeti(L, LUA_REGISTRYINDEX, lc->sleep_ref);
         lua_pushnumber(L, (lua_Number)ms / 1000.0);
-        return lua_pcall(L, 1, 0, 0); /* no transfer is in flight here */
+        return call_hook(L, lc, 1, 0); /* no transfer is in flight here */
     }
     struct timespec ts = { (time_t)(ms / 1000), (long)(ms % 1000) * 1000000L };
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR && !a2g_interrupt_pending())
@@ -1008,6 +1107,7 @@ static int interrupted(lua_State *L, lrequest *lr)
 static int run(lua_State *L, int req)
 {
     lrequest *lr = check_request(L, req);
+    lr->r->blocking = 1; /* nothing else of this client can advance meanwhile */
     for (;;) {
         if (a2g_interrupt_pending()) /* Ctrl-C in a host that traps it (interrupt.h) */
             return interrupted(L, lr);
@@ -1069,7 +1169,7 @@ static int l_client_authorize(lua_State *L)
     if (n == 1) {
         lua_pop(L, 1);
         lua_pushstring(L, lc->c->auth.token);
-        lua_pushnumber(L, (lua_Number)lc->c->auth.expiry_ms);
+        lua_pushinteger(L, (lua_Integer)lc->c->auth.expiry_ms);
         n = 2;
     }
     request_close(L, lr);
@@ -1189,8 +1289,8 @@ __attribute__((visibility("default"))) int luaopen_as2gateway_core(lua_State *L)
             return luaL_error(L, "as2gateway.core: libcurl failed to initialise");
         curl_ready = 1;
     }
-    a2g_new_class(L, CLIENT_MT, client_methods, l_client_close, l_client_tostring);
-    a2g_new_class(L, REQUEST_MT, request_methods, l_request_close, NULL);
+    a2g_new_class(L, CLIENT_MT, client_methods, l_client_gc, l_client_tostring);
+    a2g_new_class(L, REQUEST_MT, request_methods, l_request_gc, NULL);
     luaL_newmetatable(L, ERROR_MT);
     lua_pushcfunction(L, error_tostring);
     lua_setfield(L, -2, "__tostring");

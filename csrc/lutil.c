@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
+#include <math.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -24,6 +25,18 @@
 #define ZIP_MT "as2gateway.core.zip"
 #define LOCK_MT "as2gateway.core.lock"
 
+const char *a2g_checktext(lua_State *L, int idx, a2g_text what, const char *label)
+{
+    size_t len;
+    if (lua_type(L, idx) != LUA_TSTRING)
+        luaL_error(L, "%s must be a string", label);
+    const char *s = lua_tolstring(L, idx, &len);
+    const char *why = a2g_check_text(s, len, what);
+    if (why)
+        luaL_error(L, "%s %s", label, why);
+    return s;
+}
+
 static int fail(lua_State *L, const a2g_error *err)
 {
     lua_pushnil(L);
@@ -38,7 +51,7 @@ static int fail(lua_State *L, const a2g_error *err)
 static int l_fsync(lua_State *L)
 {
     a2g_error err;
-    if (a2g_fsync_path(luaL_checkstring(L, 1), &err) != 0)
+    if (a2g_fsync_path(a2g_checktext(L, 1, A2G_TEXT_PATH, "path"), &err) != 0)
         return fail(L, &err);
     lua_pushboolean(L, 1);
     return 1;
@@ -48,7 +61,7 @@ static int l_fsync(lua_State *L)
 static int l_mkdir(lua_State *L)
 {
     a2g_error err;
-    if (a2g_mkdir(luaL_checkstring(L, 1), &err) != 0)
+    if (a2g_mkdir(a2g_checktext(L, 1, A2G_TEXT_PATH, "path"), &err) != 0)
         return fail(L, &err);
     lua_pushboolean(L, 1);
     return 1;
@@ -58,20 +71,20 @@ static int l_mkdir(lua_State *L)
 static int l_stat(lua_State *L)
 {
     int64_t size = 0;
-    switch (a2g_stat(luaL_checkstring(L, 1), &size)) {
+    switch (a2g_stat(a2g_checktext(L, 1, A2G_TEXT_PATH, "path"), &size)) {
     case A2G_FT_FILE: lua_pushliteral(L, "file"); break;
     case A2G_FT_DIR: lua_pushliteral(L, "dir"); break;
     case A2G_FT_OTHER: lua_pushliteral(L, "other"); break;
     default: return 0;
     }
-    lua_pushnumber(L, (lua_Number)size);
+    lua_pushinteger(L, (lua_Integer)size);
     return 2;
 }
 
 /* core.listdir(path) -> {names...} sorted, without "." and ".." | nil, err */
 static int l_listdir(lua_State *L)
 {
-    const char *path = luaL_checkstring(L, 1);
+    const char *path = a2g_checktext(L, 1, A2G_TEXT_PATH, "path");
     DIR *d = opendir(path);
     if (!d) {
         a2g_error err;
@@ -239,7 +252,7 @@ static lzip *check_zip(lua_State *L)
 /* core.zip_open(path) -> archive | nil, err */
 static int l_zip_open(lua_State *L)
 {
-    const char *path = luaL_checkstring(L, 1);
+    const char *path = a2g_checktext(L, 1, A2G_TEXT_PATH, "path");
     lzip *lz = lua_newuserdata(L, sizeof *lz);
     lz->z = NULL;
     luaL_setmetatable(L, ZIP_MT);
@@ -266,9 +279,9 @@ static int l_zip_entries(lua_State *L)
         lua_setfield(L, -2, "index");
         lua_pushstring(L, e.name);
         lua_setfield(L, -2, "name");
-        lua_pushnumber(L, (lua_Number)e.size);
+        lua_pushinteger(L, (lua_Integer)e.size);
         lua_setfield(L, -2, "size");
-        lua_pushnumber(L, (lua_Number)e.compressed);
+        lua_pushinteger(L, (lua_Integer)e.compressed);
         lua_setfield(L, -2, "compressed");
         lua_pushboolean(L, e.is_dir);
         lua_setfield(L, -2, "dir");
@@ -286,7 +299,7 @@ static int l_zip_extract(lua_State *L)
 {
     lzip *lz = check_zip(L);
     long index = (long)luaL_checkinteger(L, 2);
-    const char *dest = luaL_checkstring(L, 3);
+    const char *dest = a2g_checktext(L, 3, A2G_TEXT_PATH, "extract: dest");
     lua_Number max = luaL_checknumber(L, 4);
     int no_clobber = lua_toboolean(L, 5);
     a2g_error err;
@@ -358,6 +371,8 @@ static int l_now(lua_State *L)
 static int l_sleep(lua_State *L)
 {
     lua_Number s = luaL_checknumber(L, 1);
+    if (s != s || s == HUGE_VAL)
+        return luaL_argerror(L, 1, "a finite number of seconds expected");
     if (s <= 0 || a2g_interrupt_pending())
         return 0;
     struct timespec ts = { (time_t)s, (long)((s - (lua_Number)(time_t)s) * 1e9) };
@@ -396,7 +411,7 @@ static int l_isatty(lua_State *L)
  * (0600 from the start), written whole and renamed into place. */
 static int l_write_private(lua_State *L)
 {
-    const char *path = luaL_checkstring(L, 1);
+    const char *path = a2g_checktext(L, 1, A2G_TEXT_PATH, "path");
     size_t len;
     const char *data = luaL_checklstring(L, 2, &len);
     a2g_error err;

@@ -6,6 +6,12 @@
 #include <lauxlib.h>
 #include <lua.h>
 
+#include "check.h"
+
+/* The string argument or value at `idx`, checked as `what` (check.h): the one way a
+ * binding takes a string that reaches a header, a URL or a path. Raises "<label>
+ * <why>" (e.g. "option 'token' holds CR or LF") otherwise, and for a non-string. */
+const char *a2g_checktext(lua_State *L, int idx, a2g_text what, const char *label);
 /* Adds the file and zip helpers to the module table on top of the stack. */
 void a2g_open_util(lua_State *L);
 /* A metatable `name` with `methods` as __index, `close` as __gc (and __close on 5.4)

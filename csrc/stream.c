@@ -20,15 +20,27 @@ void a2g_source_none(a2g_source *s)
     s->fd = -1;
 }
 
-int a2g_source_memory(a2g_source *s, const char *data, size_t len, a2g_error *err)
+static int source_memory(a2g_source *s, const char *data, size_t len, int secret,
+                         a2g_error *err)
 {
     a2g_source_none(s);
     s->kind = A2G_SRC_MEMORY;
     a2g_buf_init(&s->mem, 0);
+    s->mem.secret = secret;
     if (a2g_buf_append(&s->mem, data, len) != 0)
         return a2g_fail(err, A2G_IO, 0, "out of memory for the request body");
     s->size = (int64_t)len;
     return 0;
+}
+
+int a2g_source_memory(a2g_source *s, const char *data, size_t len, a2g_error *err)
+{
+    return source_memory(s, data, len, 0, err);
+}
+
+int a2g_source_memory_secret(a2g_source *s, const char *data, size_t len, a2g_error *err)
+{
+    return source_memory(s, data, len, 1, err);
 }
 
 int a2g_source_file(a2g_source *s, const char *path, a2g_error *err)
@@ -112,8 +124,46 @@ int a2g_source_add_file(a2g_source *s, const char *path, a2g_error *err)
     return 0;
 }
 
-/* Fills buf from the pieces; a file that yields fewer bytes than it had when it was
- * measured fails the body (the announced length would be a lie). */
+/* Reads exactly `want` bytes of a file of the body at fd into buf, or fails the body:
+ * `last` (these are the file's last bytes by its measured size) probes for one more.
+ * A file that shrank or grew since it was measured cannot be sent as announced: the
+ * gateway would wait for bytes that never come (a 30 s stall, then an unknown
+ * outcome), or get a part of a file still being written. */
+static size_t read_file_part(a2g_source *s, int fd, char *buf, size_t want, int last)
+{
+    size_t got = 0;
+    char probe;
+    while (got < want) {
+        ssize_t r = read(fd, buf + got, want - got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            s->failed = errno;
+            return 0;
+        }
+        if (r == 0) {
+            s->failed = -1;
+            s->changed = 1;
+            return 0;
+        }
+        got += (size_t)r;
+    }
+    if (last) {
+        ssize_t r;
+        do {
+            r = read(fd, &probe, 1);
+        } while (r < 0 && errno == EINTR);
+        if (r != 0) {
+            s->failed = r < 0 ? errno : -1;
+            s->changed = r > 0;
+            return 0;
+        }
+    }
+    return got;
+}
+
+/* Fills buf from the pieces; a file that yields fewer or more bytes than it had when
+ * it was measured fails the body (the announced length would be a lie). */
 static size_t read_pieces(a2g_source *s, char *buf, size_t want)
 {
     size_t n = 0;
@@ -137,15 +187,8 @@ static size_t read_pieces(a2g_source *s, char *buf, size_t want)
                 s->failed = errno;
                 return 0;
             }
-            ssize_t r;
-            do {
-                r = read(s->fd, buf + n, k);
-            } while (r < 0 && errno == EINTR);
-            if (r <= 0) {
-                s->failed = r < 0 ? errno : EIO;
+            if (read_file_part(s, s->fd, buf + n, k, k == left) == 0)
                 return 0;
-            }
-            k = (size_t)r;
         }
         n += k;
         s->piece_pos += (int64_t)k;
@@ -180,6 +223,7 @@ int a2g_source_rewind(a2g_source *s)
     }
     s->sent = 0;
     s->failed = 0;
+    s->changed = 0;
     return 0;
 }
 
@@ -194,15 +238,10 @@ size_t a2g_source_curl_read(char *buf, size_t size, size_t nitems, void *userdat
         s->pos += n;
         break;
     case A2G_SRC_FILE: {
-        ssize_t r;
-        do {
-            r = read(s->fd, buf, want);
-        } while (r < 0 && errno == EINTR);
-        if (r < 0) {
-            s->failed = errno;
+        int64_t left = s->size - s->sent;
+        n = (int64_t)want < left ? want : (size_t)left;
+        if (n && read_file_part(s, s->fd, buf, n, (int64_t)n == left) == 0)
             return CURL_READFUNC_ABORT;
-        }
-        n = (size_t)r;
         break;
     }
     case A2G_SRC_READER:

@@ -38,7 +38,8 @@ typedef struct a2g_source {
     int64_t size;          /* -1: unknown (sent chunked) */
     a2g_read_fn read;
     void *ud;
-    int failed;            /* the reader or the file failed */
+    int failed;            /* the reader or the file failed (an errno, or -1) */
+    int changed;           /* a file changed size while it was being sent */
     int64_t sent;          /* bytes handed to libcurl */
     a2g_piece *pieces;     /* A2G_SRC_PIECES */
     size_t npieces, cur;
@@ -47,6 +48,8 @@ typedef struct a2g_source {
 
 void a2g_source_none(a2g_source *s);
 int a2g_source_memory(a2g_source *s, const char *data, size_t len, a2g_error *err);
+/* The same for a body that holds secrets (the login): wiped when freed. */
+int a2g_source_memory_secret(a2g_source *s, const char *data, size_t len, a2g_error *err);
 int a2g_source_file(a2g_source *s, const char *path, a2g_error *err);
 void a2g_source_reader(a2g_source *s, a2g_read_fn fn, void *ud);
 /* A body of pieces; add them in order. Files are checked (regular, readable) and

@@ -6,6 +6,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define ERRBODY_LIMIT (64 * 1024)
 #define BIG_BODY (1024 * 1024)          /* request bodies above this ... */
@@ -75,10 +76,35 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *userdata)
     return n;
 }
 
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Called by libcurl at least once a second: enforces the deadline of answers held in
+ * memory (an endless answer trickled above the low-speed limit would otherwise hold a
+ * call for a day), then reports progress. */
 static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
                        curl_off_t ulnow)
 {
     a2g_transport *t = ud;
+    a2g_xfer *x = t->current;
+    if (x && x->answer_limit_ms) {
+        if (!x->answer_started) {
+            long code = 0;
+            curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &code);
+            if (code)
+                x->answer_started = mono_ms();
+        } else if ((x->memory_answer || (x->status && !x->body_to_sink))
+                   && mono_ms() - x->answer_started > x->answer_limit_ms) {
+            x->answer_timed_out = 1;
+            return 1;
+        }
+    }
+    if (!t->progress)
+        return 0;
     return t->progress(t->progress_ud, (int64_t)dlnow, (int64_t)dltotal, (int64_t)ulnow,
                        (int64_t)ultotal);
 }
@@ -91,6 +117,8 @@ int a2g_transport_start(a2g_transport *t, a2g_xfer *x, a2g_error *err)
     x->sink_failed = 0;
     x->result = CURLE_OK;
     x->request_bytes = 0;
+    x->answer_started = 0;
+    x->answer_timed_out = 0;
     a2g_buf_reset(&x->errbody);
     t->errbuf[0] = '\0';
 
@@ -120,11 +148,9 @@ int a2g_transport_start(a2g_transport *t, a2g_xfer *x, a2g_error *err)
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, t);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->headers);
-    if (t->progress) {
-        curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, on_progress);
-        curl_easy_setopt(e, CURLOPT_XFERINFODATA, t);
-        curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
-    }
+    curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, on_progress);
+    curl_easy_setopt(e, CURLOPT_XFERINFODATA, t);
+    curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
 
     int has_body = x->source && x->source->kind != A2G_SRC_NONE;
     if (strcmp(x->method, "GET") == 0) {

@@ -36,6 +36,12 @@ typedef struct a2g_xfer {
     int sink_failed;            /* the sink refused bytes (limit, disk, callback) */
     CURLcode result;
     curl_off_t request_bytes;   /* request head and body bytes that went out */
+    /* the deadline of answers held in memory (JSON, error pages): whole within
+     * answer_limit_ms of the status line, or the transfer is cut (answer_timed_out) */
+    int64_t answer_limit_ms;    /* 0: none */
+    int memory_answer;          /* a 2xx answer goes to memory (any other always does) */
+    int64_t answer_started;     /* monotonic ms of the status line; 0: not yet */
+    int answer_timed_out;
 } a2g_xfer;
 
 /* Progress of the transfer in flight (bytes); return non-zero to abort it. */

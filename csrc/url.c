@@ -132,6 +132,10 @@ int a2g_url_append_segment(a2g_buf *b, const char *seg, size_t len)
 {
     if (a2g_buf_append(b, "/", 1) != 0)
         return -1;
+    /* "." and ".." are IDs here, not steps up the path: libcurl and servers remove
+     * dot segments, so they go out encoded */
+    if ((len == 1 && seg[0] == '.') || (len == 2 && seg[0] == '.' && seg[1] == '.'))
+        return a2g_buf_append(b, "%2E%2E", 3 * len);
     return append_escaped(b, seg, len);
 }
 

@@ -307,6 +307,14 @@ function M.port_open(port)
     and true or false
 end
 
+--- The wall clock in milliseconds (the one token expiries are counted in).
+function M.now_ms()
+  local p = io.popen("date +%s%3N")
+  local v = tonumber(p:read("l"))
+  p:close()
+  return v
+end
+
 --- A fake clock for the client's `clock` and `sleep` hooks: sleep(s) moves it on by
 --- s and records s (t.sleeps, t.total), so that nothing really waits.
 function M.fake_time()

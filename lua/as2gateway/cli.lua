@@ -435,16 +435,9 @@ function commands.send(ctx)
       return EXIT.ok
     end
   end
-  local res, err = ctx.client:send(a.station, a.partner, send_files(a), send_params(a))
-  if not res then
-    -- a 2xx whose answer could not be read is an accepted send: never a failure that
-    -- invites a second one
-    if not (err.kind == "protocol" and err.status and err.status >= 200 and err.status < 300) then
-      fail(err)
-    end
-    res = { station = a.station, partner = a.partner, subject = a.subject,
-      partnerType = a.partner_type or "production" }
-  end
+  -- a 2xx is a success whatever its body (client:send): only a send that was not, or
+  -- may not have been, accepted fails here
+  local res = check(ctx.client:send(a.station, a.partner, send_files(a), send_params(a)))
   if not res.as2MessageId then
     res.warning = NO_LINK:format(a.partner, a.partner)
     if a.json then json_line(res) else say("as2g: warning: ", res.warning) end

@@ -112,22 +112,21 @@ local PARTNER_TYPES = { production = { "production" }, test = { "test" },
 
 -- Pages of unread messages of one partner type, oldest first, so that new arrivals
 -- land at the end and do not shift the pages being read. It stops when the pages seen
--- cover totalRecords (no empty last page), at a short page, or with a `protocol` error
--- when the server makes no progress (a full page of nothing new: it ignores
--- pageOffset) or goes past the pages its first answer announced plus two.
+-- cover totalRecords (no empty last page) or at a short page; it ends with a
+-- `protocol` error when the server makes no progress (the listing guard of
+-- as2gateway.util, the same bound as every listing's) or goes past the pages its first
+-- answer announced plus two. (client:list checks each page's shape.)
 local function list_unread(self, query, found, summary)
   local offset, limit = 0, nil
+  local guard = util.listing_guard("the unread received listing")
   while true do
     query.pageOffset = offset
     local page, e = self:list("received", query)
     if not page then return nil, e end
     local records, total = page.records, page.totalRecords
-    if type(records) ~= "table" or (total ~= nil and type(total) ~= "number") then
-      return nil, err("protocol", "the received listing is not a page of messages")
-    end
     local fresh = 0
     for i, msg in ipairs(records) do
-      local id = type(msg) == "table" and msg.as2MessageId
+      local id = msg.as2MessageId
       if type(id) ~= "string" or id == "" then
         summary.failed = summary.failed + 1
         summary.errors[("record %d of page %d"):format(i, offset)] =
@@ -138,13 +137,12 @@ local function list_unread(self, query, found, summary)
         found[#found + 1] = id
       end
     end
-    limit = limit or (total and math.floor((total + 99) / 100) + 2)
-    local seen = (offset + 1) * 100
-    if #records < 100 or (total and seen >= total) then return true end
-    if fresh == 0 then
-      return nil, err("protocol", "the received listing repeats itself: page %d holds "
-        .. "nothing new", offset)
+    if #records < 100 or (type(total) == "number" and (offset + 1) * 100 >= total) then
+      return true
     end
+    local ok, gerr = guard:page(fresh)
+    if not ok then return nil, gerr end
+    limit = limit or (type(total) == "number" and math.floor((total + 99) / 100) + 2)
     offset = offset + 1
     if limit and offset >= limit then
       return nil, err("protocol", "the received listing goes on past the %d messages it "

@@ -6,6 +6,7 @@
 local core = require "as2gateway.core"
 local cjson = require "cjson.safe"
 local files = require "as2gateway.files"
+local util = require "as2gateway.util"
 
 local setmetatable, type, pairs, ipairs, error = setmetatable, type, pairs, ipairs, error
 local tostring, tonumber = tostring, tonumber
@@ -122,6 +123,8 @@ function _M.new(opts)
     core = core.new(opts),
     sleep = opts.sleep or core.sleep,
     clock = opts.clock or core.now,
+    log = opts.log,
+    marks = 0, -- requests that marked messages read (see Iterator)
   }, Client)
   return self
 end
@@ -132,8 +135,16 @@ end
 ---@return table|nil result
 ---@return as2gateway.Error|nil err
 function Client:perform(spec)
+  if spec.query and spec.query.markAsRead then self.marks = self.marks + 1 end
   if self.stepper then return self.stepper(self, spec) end
   return self.core:perform(spec)
+end
+
+--- A `warning` log event: something the gateway did that is not an error.
+function Client:warn(fields)
+  if not self.log then return end
+  fields.event = "warning"
+  self.log(fields)
 end
 
 --- Logs in now (otherwise the first call does).
@@ -151,9 +162,11 @@ function Client:authorize()
   return token, integers(expiry)
 end
 
---- The token the client holds now (no request): token, expiry in ms; or nil.
+--- The token the client holds now (no request): token, expiry (integer ms since the
+--- epoch, 0 when unknown) and whether the client would use it now; or nil.
 ---@return string|nil token
----@return number|nil expiry ms since the epoch
+---@return integer|nil expiry ms since the epoch
+---@return boolean|nil usable whether the client would use it now
 function Client:token()
   return self.core:token()
 end
@@ -171,13 +184,63 @@ function Client:close()
 end
 Client.__close = Client.close
 
-local function json_call(self, spec)
+-- The shapes answers must have, checked where they come in (json_call): an answer of
+-- another shape is `nil, err` of kind protocol, never a Lua error further on. Each
+-- returns nil when `v` fits, or what is wrong. lua-cjson decodes [] and {} alike.
+local function is_object(v)
+  if type(v) ~= "table" then return false end
+  for k in pairs(v) do
+    if type(k) ~= "string" then return false end
+  end
+  return true
+end
+
+local function is_list(v, each)
+  if type(v) ~= "table" then return false end
+  local n = 0
+  for k, x in pairs(v) do
+    if type(k) ~= "number" or k < 1 or k % 1 ~= 0 or not each(x) then return false end
+    n = n + 1
+  end
+  return n == #v
+end
+
+local function is_message(v)
+  return is_object(v) and type(v.as2MessageId) == "string" and v.as2MessageId ~= ""
+end
+
+local SHAPES = {
+  object = function(v)
+    if not is_object(v) then return "a JSON object" end
+  end,
+  objects = function(v)
+    if not is_list(v, is_object) then return "a JSON array of objects" end
+  end,
+  page = function(v)
+    if not is_object(v) then return "a Pagination object" end
+    local total = v.totalRecords
+    if total ~= nil and (type(total) ~= "number" or total < 0 or total % 1 ~= 0) then
+      return "a Pagination with a count in totalRecords"
+    end
+    if not is_list(v.records, is_message) then
+      return "a Pagination whose records are messages with an as2MessageId"
+    end
+  end,
+}
+
+local function json_call(self, spec, shape)
   spec.json = true
   local res, err = self:perform(spec)
   if not res then return nil, err end
-  -- one value on success: a second one would read as an error to `if err then`;
   -- the core's decoder already gives integers as integers (csrc/ljson.c)
-  return res.json
+  local v = res.json
+  local wanted = SHAPES[shape](v)
+  if wanted then
+    return nil, core.error("protocol", ("the gateway's answer to %s %s is not %s"):format(
+      spec.method or "GET", table.concat(spec.path, "/"), wanted), res.status)
+  end
+  -- one value on success: a second one would read as an error to `if err then`
+  return v
 end
 
 -- Listings --------------------------------------------------------------------------
@@ -194,7 +257,7 @@ function Client:list(kind, params)
     allowed = setmetatable({ unreadOnly = true }, { __index = LIST_PARAMS })
   end
   params = check_params(params, allowed, "list")
-  return json_call(self, { path = { MESSAGE, kind }, query = params })
+  return json_call(self, { path = { MESSAGE, kind }, query = params }, "page")
 end
 
 local Iterator = {}
@@ -203,8 +266,11 @@ Iterator.__index = Iterator
 -- Fetches pages of 100 and hands out messages one by one. Two ways a listing moves
 -- under a reader are handled: new arrivals push a newest-first listing down (the
 -- next page repeats some messages: skipped by ID), and with unreadOnly, messages
--- the reader marks read leave it (the same page is read again while it still shows
--- unseen messages; only a page of nothing new moves the offset on).
+-- the reader marks read leave it (then the same page is read again while it still
+-- shows unseen messages; only a page of nothing new moves the offset on). A page is
+-- read again only when this client marked messages read since it was fetched: a
+-- reader that marks nothing pays no more requests than a plain listing. However the
+-- gateway answers, util.listing_guard bounds the pages that bring nothing new.
 function Iterator:__call()
   while true do
     local m = self.buffer[self.next]
@@ -213,6 +279,18 @@ function Iterator:__call()
       return m
     end
     if self.done then return nil end
+    if self.recheck then
+      -- the last page of an unreadOnly listing showed unseen messages: read it again
+      -- only if messages were marked read since (they leave it, pulling later ones in)
+      self.recheck = nil
+      if self.client.marks == self.marks then
+        if self.short then
+          self.done = true
+          return nil
+        end
+        self.offset = self.offset + 1
+      end
+    end
     local query = {}
     for k, v in pairs(self.params) do query[k] = v end
     query.pageOffset, query.pageLength = self.offset, self.page_length
@@ -221,7 +299,7 @@ function Iterator:__call()
       self.done, self.err = true, err
       return nil, err
     end
-    local records = page.records or {}
+    local records = page.records
     local fresh = {}
     for _, rec in ipairs(records) do
       -- the failed listing holds one entry per attempt, all with the message's AS2 ID
@@ -243,10 +321,21 @@ function Iterator:__call()
       self.offset = math.max(0, self.offset - math.ceil(left / self.page_length))
     elseif #records == 0 then
       self.done = true
-    elseif not (self.rereads and #fresh > 0) then
+    elseif self.rereads and #fresh > 0 then
+      self.recheck, self.marks = true, self.client.marks
+      self.short = #records < self.page_length
+    else
       -- a page of nothing new (or any page, when nothing leaves the listing): move on
       if #records < self.page_length then self.done = true end
       self.offset = self.offset + 1
+    end
+    if not self.done then
+      local ok
+      ok, err = self.guard:page(#fresh)
+      if not ok then
+        self.done, self.err = true, err
+        return nil, err
+      end
     end
   end
 end
@@ -278,6 +367,7 @@ function Client:messages(kind, params)
     client = self, kind = kind, params = params, offset = 0,
     page_length = params.pageLength or 100, seen = {}, buffer = {}, next = 1,
     rereads = kind == "received" and params.unreadOnly == true,
+    guard = util.listing_guard("the " .. kind .. " listing"),
   }, Iterator)
   params.pageLength = nil
   return it, nil, nil, it
@@ -293,7 +383,7 @@ function Client:get(kind, id, params)
   check_kind(kind, LISTABLE, "get")
   check_id(id, "get")
   params = check_params(params, kind == "received" and { markAsRead = true } or {}, "get")
-  return json_call(self, { path = { MESSAGE, kind, id }, query = params })
+  return json_call(self, { path = { MESSAGE, kind, id }, query = params }, "object")
 end
 
 --- Undoes markAsRead (API scope).
@@ -302,7 +392,8 @@ end
 ---@return as2gateway.Error|nil err
 function Client:mark_unread(id)
   check_id(id, "mark_unread")
-  return json_call(self, { method = "POST", path = { MESSAGE, "received", id, "markUnread" } })
+  return json_call(self, { method = "POST", path = { MESSAGE, "received", id, "markUnread" } },
+    "object")
 end
 
 --- Stops retrying a queued message (it moves to the Stopped list).
@@ -311,7 +402,7 @@ end
 ---@return as2gateway.Error|nil err
 function Client:stop(id)
   check_id(id, "stop")
-  return json_call(self, { method = "POST", path = { MESSAGE, "queued", id, "stop" } })
+  return json_call(self, { method = "POST", path = { MESSAGE, "queued", id, "stop" } }, "object")
 end
 
 --- Resumes retrying a stopped message.
@@ -320,7 +411,8 @@ end
 ---@return as2gateway.Error|nil err
 function Client:retry(id)
   check_id(id, "retry")
-  return json_call(self, { method = "POST", path = { MESSAGE, "queued", id, "retry" } })
+  return json_call(self, { method = "POST", path = { MESSAGE, "queued", id, "retry" } },
+    "object")
 end
 
 --- Deletes one message (returns 1) or a list of them, 100 per request (returns how
@@ -335,7 +427,7 @@ function Client:delete(kind, id_or_ids)
   if type(id_or_ids) == "string" then
     check_id(id_or_ids, "delete")
     local ack, err = json_call(self, { method = "DELETE",
-      path = { _M.DELETE_PREFIX, kind, id_or_ids } })
+      path = { _M.DELETE_PREFIX, kind, id_or_ids } }, "object")
     if not ack then return nil, err end
     return 1
   end
@@ -349,9 +441,16 @@ function Client:delete(kind, id_or_ids)
       chunk[#chunk + 1] = id_or_ids[i]
     end
     local ack, err = json_call(self, { method = "DELETE", path = { _M.DELETE_PREFIX, kind },
-      headers = { ["Content-Type"] = "application/json" }, body = cjson.encode(chunk) })
+      headers = { ["Content-Type"] = "application/json" }, body = cjson.encode(chunk) },
+      "object")
     if not ack then return nil, err, total end
-    total = total + (tonumber(tostring(ack.message):match("(%d+)")) or 0)
+    local n = type(ack.message) == "string" and tonumber(ack.message:match("(%d+)"))
+    if not n then
+      -- the IDs were sent: some may be gone, but the answer does not say how many
+      return nil, core.error("protocol", ("the gateway's answer to a bulk delete does not "
+        .. "say how many were deleted: %s"):format(tostring(ack.message))), total
+    end
+    total = total + n
   end
   return total
 end
@@ -361,7 +460,8 @@ end
 ---@return as2gateway.Partner[]|nil partners
 ---@return as2gateway.Error|nil err
 function Client:partners(query)
-  return json_call(self, { path = { "partner" }, query = query and { query = query } or nil })
+  return json_call(self, { path = { "partner" }, query = query and { query = query } or nil },
+    "objects")
 end
 
 --- Stations, optionally filtered by name or AS2 ID (partial match).
@@ -369,7 +469,8 @@ end
 ---@return as2gateway.Station[]|nil stations
 ---@return as2gateway.Error|nil err
 function Client:stations(query)
-  return json_call(self, { path = { "station" }, query = query and { query = query } or nil })
+  return json_call(self, { path = { "station" }, query = query and { query = query } or nil },
+    "objects")
 end
 
 -- Sending ---------------------------------------------------------------------------------
@@ -391,15 +492,24 @@ function Client:send(station, partner, list, params)
   params = check_params(params, { partnerType = true, subject = true, profile = true }, "send")
   local spec, err = files.request(list)
   if not spec then return nil, err end
-  spec.method, spec.send, spec.json = "POST", true, true
+  spec.method, spec.send = "POST", true
   spec.path = { MESSAGE, station, partner }
   spec.query = params
   local res
   res, err = self:perform(spec)
   if not res then return nil, err end
+  -- a 2xx is the gateway taking the message: a success, whatever its body (reporting
+  -- it as a failure would invite a duplicate resend); what is missing is a warning
+  local ack = cjson.decode(res.body or "")
+  local message = type(ack) == "table" and type(ack.message) == "string" and ack.message or nil
+  if not message or not res.link then
+    self:warn { method = "POST", path = "/" .. table.concat(spec.path, "/"), status = res.status,
+      message = ("the gateway accepted the message (HTTP %d) %s"):format(res.status,
+        res.link and "with an unexpected body" or "without a Link header: its ID is unknown") }
+  end
   -- what was sent where comes along, for wait (the partner's type) and resolve
   return {
-    message = type(res.json) == "table" and res.json.message or nil,
+    message = message,
     link = res.link,
     as2MessageId = res.link and _M.id_of(res.link),
     station = station, partner = partner, subject = params.subject,

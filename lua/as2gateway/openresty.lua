@@ -122,16 +122,17 @@ function Shared:release(when)
   end
 end
 
--- Before a request: take the account's token from the dict when there is a good one;
--- when there is none, one worker logs in (the others wait for its token).
+-- Before a request: take the account's token from the dict when there is a good one
+-- (the core judges, by the same renewal margin as for its own tokens); when there is
+-- none, one worker logs in (the others wait for its token), and the token it gets
+-- serves this request whatever its lifetime: never a second login for it here.
 function Shared:sync_token(client)
   for _ = 1, 3000 do -- up to ~30 s
     local v = self.dict:get(self.token_key)
     local token, expiry = (v or ""):match("^(%S+) (%d+)$")
-    expiry = tonumber(expiry)
-    if token and (expiry == 0 or expiry / 1000 > ngx.time() + 300) then
-      if client.core:token() ~= token then client.core:set_token(token, expiry) end
-      return true
+    if token then
+      if client.core:token() ~= token then client.core:set_token(token, tonumber(expiry)) end
+      if select(3, client.core:token()) then return true end
     end
     if self.dict:add(self.login_key, true, 30) then
       local req, err = client.core:request { login = true }
@@ -148,6 +149,7 @@ function Shared:sync_token(client)
       end
       self.dict:delete(self.login_key)
       if err then return nil, err end
+      return true
     else
       ngx.sleep(0.01)
     end

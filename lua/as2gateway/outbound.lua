@@ -594,13 +594,11 @@ end
 -- enqueued, and the same file would be refused again; "unsent": not enqueued (nothing
 -- of it reached the gateway, or it was turned away for a reason that is not the
 -- file's: the next file would meet the same, so the run stops); "unknown": it may
--- have been enqueued; "sent": a 2xx whose answer could not be read is an accepted send.
+-- have been enqueued. (A 2xx is never an error: client:send reports it as a success,
+-- whatever its body.)
 local function classify(e)
   local k = e.kind
   if k == "invalid" then return "refused", false end
-  if k == "protocol" and e.status and e.status >= 200 and e.status < 300 then
-    return "sent", false
-  end
   if k == "network" or k == "timeout" or k == "tls" or k == "ratelimited" or k == "auth"
      or k == "redirect" or k == "notfound" or k == "http" then
     return "unsent", true

@@ -67,4 +67,34 @@ local function integers(v)
 end
 U.integers = integers
 
+--- The one bound on listings that depend on the server to end: a loop over pages
+--- calls guard:page(fresh) after each page it goes on from, with how many of its
+--- records it had not seen before. MAX_STALE_PAGES pages in a row that bring nothing
+--- new end the listing with `nil, err` of kind protocol - a gateway that ignores
+--- pageOffset, or whose totalRecords lies or alternates, would otherwise keep it
+--- going for ever. Legitimate churn (arrivals pushing a page down, deletions pulling
+--- it up) brings something new within a page or two.
+---   local guard = util.listing_guard("the unread listing")
+---   ... local ok, err = guard:page(new_on_this_page); if not ok then return nil, err end
+U.MAX_STALE_PAGES = 5
+
+local Guard = {}
+Guard.__index = Guard
+
+function U.listing_guard(what)
+  return setmetatable({ stale = 0, what = what or "the listing" }, Guard)
+end
+
+function Guard:page(fresh)
+  if fresh > 0 then
+    self.stale = 0
+    return true
+  end
+  self.stale = self.stale + 1
+  if self.stale < U.MAX_STALE_PAGES then return true end
+  return nil, core.error("protocol", ("%s made no progress: %d pages in a row brought no "
+    .. "message not seen before (the gateway ignores pageOffset, or its totalRecords is "
+    .. "inconsistent)"):format(self.what, self.stale))
+end
+
 return U

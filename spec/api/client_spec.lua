@@ -58,6 +58,20 @@ describe("as2gateway client", function()
     if client then client:close() end
   end)
 
+  it("gets and deletes the IDs '.' and '..' as IDs: not found, nothing else touched", function()
+    for _, id in ipairs { ".", ".." } do
+      local m, err = client:get("received", id)
+      assert.is_nil(m)
+      assert.equal("notfound", err.kind)
+      local n
+      n, err = client:delete("received", id)
+      assert.is_nil(n)
+      assert.equal("notfound", err.kind)
+    end
+    assert.equal(3, #h.api("GET", "/message/received", { query = { partnerType = "test" } })
+      .json.records + #h.api("GET", "/message/received").json.records)
+  end)
+
   describe("new", function()
     it("raises on an unknown option", function()
       assert.has_error(function() as2gateway.new(h.core_options { colour = "blue" }) end)

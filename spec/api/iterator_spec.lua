@@ -151,6 +151,7 @@ describe("client:messages", function()
 
   it("visits 250 unread messages exactly once while marking each one read", function()
     local injected = inject(250)
+    local before = listings()
     local visits, n = {}, 0
     for m in client:messages("received", { unreadOnly = true }) do
       visits[m.as2MessageId] = (visits[m.as2MessageId] or 0) + 1
@@ -158,20 +159,28 @@ describe("client:messages", function()
       assert(client:get("received", m.as2MessageId, { markAsRead = true }))
     end
     assert.equal(252, n) -- with the 2 unread seed messages
+    assert.equal(4, listings() - before) -- page 0 while it shows unread ones, then empty
     for _, id in ipairs(injected) do assert.equal(1, visits[id], id) end
     for id, count in pairs(visits) do assert.equal(1, count, id) end
     assert.same({}, all_received { unreadOnly = true })
   end)
 
-  it("visits unread messages once when the reader marks none of them", function()
-    inject(150)
+  it("visits unread messages once when the reader marks none, in as many requests as a plain "
+    .. "listing", function()
+    inject(250)
+    local before = listings()
     local visits, n = {}, 0
     for m in client:messages("received", { unreadOnly = true }) do
       assert.is_nil(visits[m.as2MessageId], "visited twice")
       visits[m.as2MessageId] = true
       n = n + 1
     end
-    assert.equal(152, n)
+    assert.equal(252, n)
+    -- 100 + 100 + 52: a page is read again only after the reader marked messages read
+    assert.equal(3, listings() - before)
+    before = listings()
+    for _ in client:messages("received") do end
+    assert.equal(3, listings() - before)
   end)
 
   it("visits each original message once while new ones arrive newest-first", function()

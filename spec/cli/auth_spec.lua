@@ -31,6 +31,19 @@ describe("as2g credentials", function()
     S.rmrf(home.dir)
   end)
 
+  describe("a short token lifetime", function()
+    it("makes one login for a call, and the next run reuses nothing it cannot", function()
+      h.config { token_lifetime = 120 } -- inside the old 5-minute renewal margin
+      local out, err, code = run({ "--json", "stations" }, { timeout = 30 })
+      assert.equal(0, code, err)
+      assert.equal(2, #h.json_decode(out))
+      assert.equal(1, authorizations())
+      err, code = select(2, run({ "stations" }, { timeout = 30 }))
+      assert.equal(0, code, err)
+      assert.is_true(authorizations() <= 2)
+    end)
+  end)
+
   describe("login", function()
     it("checks the credentials, says so on stderr and caches a token in a 0600 file", function()
       local out, err, code = run { "login" }

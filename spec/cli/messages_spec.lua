@@ -1,6 +1,8 @@
 -- as2g ls, show, partners, stations, stop, retry and rm: tables, --json, and their exit codes.
 local h = require "helpers"
 local S = require "cli.support"
+local hostile = require "hostile_server"
+local util = require "as2gateway.util"
 
 -- The rows of a table output (the header first), split on runs of 2+ spaces.
 local function rows(out)
@@ -38,6 +40,29 @@ describe("as2g messages", function()
   end)
 
   describe("ls", function()
+    it("--all ends with a protocol error against a gateway that ignores pageOffset", function()
+      local srv = hostile.start [[
+        local listings = 0
+        function handle(req, n)
+          if req.path == "/v1/authorize" then return login { expiry = now_ms() + 3600000 } end
+          listings = listings + 1
+          if listings > 200 then return page({}, 0) end -- a safety net for old code
+          return page(messages(100), 1000)
+        end
+      ]]
+      local out, err, code = run({ "--json", "ls", "received", "--all" }, { timeout = 60,
+        env = { AS2G_URL = srv.url, AS2G_USERNAME = "u", AS2G_PASSWORD = "p", AS2G_CA = false } })
+      local listings = srv:count("/v1/message/received")
+      srv:stop()
+      assert.equal(1, code, err)
+      assert.matches("protocol", err)
+      assert.matches("no progress", err)
+      local lines = 0
+      for _ in out:gmatch("[^\n]+") do lines = lines + 1 end
+      assert.equal(100, lines) -- each message once
+      assert.equal(1 + util.MAX_STALE_PAGES, listings)
+    end)
+
     it("prints a page as a table with a count on stderr", function()
       local out, err, code = run { "ls", "received" }
       assert.equal(0, code)

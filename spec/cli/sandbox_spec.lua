@@ -49,6 +49,27 @@ describe("as2g sandbox", function()
     assert.equal(0, select(3, run { "stations" }))
   end)
 
+  it("keeps the attachment data of a --dir sandbox readable by its owner alone", function()
+    local out, err, code = run { "sandbox", "start", "--dir", state }
+    assert.equal(0, code, err)
+    local vars = {}
+    for k, v in out:gmatch("(AS2G_[%u_]+)=([^\n]*)") do vars[k] = v end
+    local control = vars.AS2G_URL:gsub("/v1$", "") .. "/_sandbox/inbound"
+    local res = h.curl { method = "POST", url = control,
+      headers = { ["X-Sandbox-Secret"] = vars.AS2G_SANDBOX_SECRET },
+      json = { station = "ACME-AS2", partner = "GLOBEX-AS2",
+        attachments = { { name = "secret.edi", data = h.b64("confidential") } } },
+      args = { "--cacert", vars.AS2G_CA } }
+    assert.equal(200, res.status, res.body)
+    local files = S.capture("find " .. h.quote(state .. "/data") .. " -type f -printf '%m\\n'")
+    local n = 0
+    for mode in files:gmatch("%d+") do
+      n = n + 1
+      assert.equal("600", mode)
+    end
+    assert.is_true(n > 0, "no data file")
+  end)
+
   it("passes the sandbox script's failure on", function()
     local _, _, code = run { "sandbox", "start", "--no-such-option" }
     assert.not_equal(0, code)

@@ -93,12 +93,14 @@ function M.command(home, args, opts)
 end
 
 --- Runs bin/as2g; returns stdout, stderr, exit code. opts: env (table; false unsets),
---- stdin (a string), cwd, no_tty (no controlling terminal: setsid).
+--- stdin (a string), cwd, no_tty (no controlling terminal: setsid), timeout (seconds:
+--- then it is stopped, exit code 124).
 function M.run(home, args, opts)
   opts = opts or {}
   local out, err, input = h.tmpname(), h.tmpname(), h.tmpname()
   h.write_file(input, opts.stdin or "")
-  local cmd = M.command(home, args, opts) .. " <" .. h.quote(input) .. " >" .. h.quote(out)
+  local cmd = (opts.timeout and ("timeout " .. opts.timeout .. " ") or "")
+    .. M.command(home, args, opts) .. " <" .. h.quote(input) .. " >" .. h.quote(out)
     .. " 2>" .. h.quote(err)
   if opts.cwd then cmd = "cd " .. h.quote(opts.cwd) .. " && " .. cmd end
   local ok, how, code = os.execute(cmd)

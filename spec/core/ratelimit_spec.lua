@@ -1,4 +1,5 @@
--- The core's rate limiting: no 429 under the real window, Retry-After honoured, own limiter waits.
+-- The core's rate limiting: no 429 under the real window, Retry-After honoured (one longer
+-- than retry_after_cap ends the call at once), own limiter waits.
 local h = require "helpers"
 local core = require "as2gateway.core"
 
@@ -86,14 +87,43 @@ describe("core rate limit", function()
     assert.is_true(t.total >= 4 and t.total < 5, "slept " .. t.total .. " s")
   end)
 
-  it("caps a long Retry-After at retry_after_cap", function()
+  it("ends the call at once with err.retry_after when Retry-After is over the cap", function()
     local t = fake_time()
-    c = core.new(h.core_options { clock = t.clock, sleep = t.sleep, retry_after_cap = 3 })
+    c = core.new(h.core_options { clock = t.clock, sleep = t.sleep, retry_after_cap = 120 })
+    assert(list(c))
     fault { path = "/message/received", status = 429, retry_after = 3600 }
     local res, err = list(c)
-    assert.is_nil(err)
-    assert.are.equal(200, res.status)
-    assert.is_true(t.total >= 3 and t.total < 4, "slept " .. t.total .. " s")
+    assert.is_nil(res)
+    assert.equal("ratelimited", err.kind)
+    assert.equal(429, err.status)
+    assert.equal(3600, err.retry_after)
+    assert.equal(0, t.total) -- no sleep
+    -- the next call does not ask again before the time is up: no request at all
+    t.now = t.now + 600
+    local before = h.stats().by_endpoint[LIST]
+    res, err = list(c)
+    assert.is_nil(res)
+    assert.equal("ratelimited", err.kind)
+    assert.equal(3000, err.retry_after)
+    assert.equal(before, h.stats().by_endpoint[LIST])
+    t.now = t.now + 3000
+    assert(list(c))
+    -- below the cap it waits, as before
+    fault { path = "/message/received", status = 429, retry_after = 2 }
+    assert(list(c))
+    assert.is_true(t.total >= 2 and t.total < 3, t.total)
+  end)
+
+  it("ends the call at once when a Retry-After HTTP date is over the cap", function()
+    local t = fake_time()
+    c = core.new(h.core_options { clock = t.clock, sleep = t.sleep, retry_after_cap = 60 })
+    fault { path = "/message/received", status = 429,
+      retry_after = os.date("!%a, %d %b %Y %H:%M:%S GMT", os.time() + 7200) }
+    local res, err = list(c)
+    assert.is_nil(res)
+    assert.equal("ratelimited", err.kind)
+    assert.truthy(err.retry_after > 7000 and err.retry_after <= 7200, err.retry_after)
+    assert.equal(0, t.total)
   end)
 
   it("honours a Retry-After given as an HTTP date", function()

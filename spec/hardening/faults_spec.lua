@@ -439,8 +439,8 @@ describe("fault catalogue", function()
   end)
 
   describe("429 with Retry-After", function()
-    -- one 429 with this Retry-After value; the time the client waited before its retry
-    local function wait_after(value, extra)
+    -- one 429 with this Retry-After value: the call's result, error and fake time
+    local function one_429(value, extra)
       if c then c:close() end
       h.reset()
       local opts, t = fast(extra)
@@ -448,6 +448,12 @@ describe("fault catalogue", function()
       assert(c:authorize())
       fault { path = "/station", status = 429, headers = { ["Retry-After"] = value } }
       local res, err = c:perform { path = { "station" }, json = true }
+      return res, err, t
+    end
+
+    -- the time the client waited before its retry
+    local function wait_after(value, extra)
+      local res, err, t = one_429(value, extra)
       assert.is_nil(err, value)
       assert.are.equal(200, res.status)
       assert.are.equal(1, c:stats().retries)
@@ -476,12 +482,28 @@ describe("fault catalogue", function()
       assert.are.equal(4, wait_after("whenever", { rate_limit = { requests = 50, window = 4 } }))
     end)
 
-    it("caps a huge one at retry_after_cap", function()
-      assert.are.equal(120, wait_after("99999999999999999999999999"))
-      assert.are.equal(120, wait_after("86400"))
-      assert.are.equal(45, wait_after("86400", { retry_after_cap = 45 }))
+    -- one 429 with this Retry-After value, over the cap: the call ends at once, without
+    -- a retry or a wait; returns err.retry_after
+    local function refused_after(value, extra)
+      local res, err, t = one_429(value, extra)
+      assert.is_nil(res, value)
+      assert.are.equal("ratelimited", err.kind)
+      assert.are.equal(429, err.status)
+      assert.are.equal(0, t.total)
+      assert.are.equal(0, c:stats().retries)
+      assert.are.equal(1, count(h.stats().by_endpoint, "GET /station"))
+      return err.retry_after
+    end
+
+    it("ends the call at once with err.retry_after when it is over retry_after_cap", function()
+      assert.are.equal(10 * 366 * 86400, refused_after("99999999999999999999999999"))
+      assert.are.equal(86400, refused_after("86400"))
+      assert.are.equal(121, refused_after("121"))
+      assert.are.equal(120, wait_after("120"))
+      assert.are.equal(46, refused_after("46", { retry_after_cap = 45 }))
+      assert.are.equal(45, wait_after("45", { retry_after_cap = 45 }))
       local far = os.date("!%a, %d %b %Y %H:%M:%S GMT", os.time() + 10 * 365 * 86400)
-      assert.are.equal(120, wait_after(far))
+      assert.is_true(refused_after(far) > 10 * 365 * 86400 - 60)
     end)
 
     it("fails with kind ratelimited and status 429 once the retries run out", function()

@@ -129,4 +129,17 @@ describe("as2gateway.openresty", function()
       assert.are.equal(1, stats.authorizations)
       assert.are.equal(201, stats.requests)
     end)
+
+  it("shares a 2-minute token (shorter than the old fixed margin) without logging in again",
+    function()
+      h.config { token_lifetime = 120 }
+      nginx = support.start(2)
+      for _ = 1, 6 do
+        -- bounded: a worker that logs in endlessly would hold the call for minutes
+        local out = sh("curl -sS -m 20 -w '\n%{http_code}' " .. h.quote(nginx.url .. "/received"))
+        assert.are.equal("200", out:match("(%d+)$"), out)
+      end
+      assert.are.equal(1, h.stats().authorizations)
+      assert.are.equal("", nginx.log():match("%[error%].*") or "")
+    end)
 end)

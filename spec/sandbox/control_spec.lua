@@ -433,6 +433,33 @@ describe("the control surface", function()
     end)
   end)
 
+  describe("input", function()
+    it("refuses numbers that are not finite or out of range, and keeps serving", function()
+      local inbound = '{"station": "ACME-AS2", "partner": "GLOBEX-AS2", '
+        .. '"attachments": [{"name": "a.txt", "size": %s}]}'
+      for _, case in ipairs {
+        { "clock", '{"advance": 1e308}' }, { "clock", '{"advance": 1e999}' },
+        { "clock", '{"advance": -1}' }, { "clock", '{"advance": "10"}' },
+        { "config", '{"token_lifetime": 1e308}' }, { "config", '{"queue_delay": 1e999}' },
+        { "config", '{"rate_limit": "100000000000000000000/1"}' },
+        { "faults", '{"path": "*", "count": 1e308}' },
+        { "faults", '{"path": "*", "delay_ms": 1e300}' },
+        { "faults", '{"path": "*", "status": 99999}' },
+        { "faults", '{"path": "*", "retry_after": 1e308}' },
+        { "inbound", inbound:format("1e308") }, { "inbound", inbound:format("-5") },
+      } do
+        local res, status = h.control("POST", case[1], case[2])
+        assert.are.equal(400, status, case[1] .. " " .. case[2])
+        assert.is_string(res.message)
+      end
+      -- nothing of it took: the gateway answers, its clock is today's
+      h.login()
+      assert.are.equal(200, h.api("GET", "/station").status)
+      assert.is_true(math.abs(h.control("GET", "clock").now - os.time() * 1000) < 60 * 1000)
+      assert.are.same({}, h.control("GET", "faults"))
+    end)
+  end)
+
   describe("config", function()
     it("answers the settings in force, changed by POST", function()
       local cfg, status = h.control("POST", "config", { queue_delay = 3, batch_limit = 1000 })

@@ -27,9 +27,22 @@ local function check_keys(body, allowed)
   return true
 end
 
-local function is_int(v, lo)
-  return type(v) == "number" and v == math.floor(v) and v >= (lo or 0)
+-- Control input is checked whole: a number must be finite and within what the
+-- sandbox can hold (a clock moved by 1e308 s broke every later answer, /authorize
+-- included, until reset). NaN fails every comparison.
+local MAX_INT = 2 ^ 53
+
+local function is_number(v, lo, hi)
+  return type(v) == "number" and v >= lo and v <= hi
 end
+
+local function is_int(v, lo, hi)
+  return is_number(v, lo or 0, hi or MAX_INT) and v == math.floor(v)
+end
+
+local MAX_ADVANCE = 10 * 366 * 24 * 3600 -- seconds: ten years
+local MAX_GENERATED = 256 * 1024 * 1024 -- bytes of one attachment made from a size
+local MAX_TUNABLE = 1e9                 -- seconds, bytes or counts of a setting
 
 local handlers = {}
 
@@ -73,8 +86,9 @@ handlers["POST inbound"] = function(_, body)
     if a.data ~= nil then
       data = type(a.data) == "string" and ngx.decode_base64(a.data)
       if not data then return message(400, "attachment data must be base64") end
-    elseif not is_int(a.size) then
-      return message(400, "every attachment needs data (base64) or a size")
+    elseif not is_int(a.size, 0, MAX_GENERATED) then
+      return message(400, "every attachment needs data (base64) or a size (at most "
+        .. MAX_GENERATED .. " bytes)")
     end
     atts[i] = { name = a.name, data = data, size = a.size }
   end
@@ -85,8 +99,8 @@ handlers["POST inbound"] = function(_, body)
 end
 
 handlers["POST clock"] = function(_, body)
-  if type(body.advance) ~= "number" or body.advance < 0 then
-    return message(400, "advance must be a number of seconds >= 0")
+  if not is_number(body.advance, 0, MAX_ADVANCE) then
+    return message(400, "advance must be a number of seconds from 0 to " .. MAX_ADVANCE)
   end
   state.advance(body.advance)
   state.tick()
@@ -157,11 +171,20 @@ handlers["POST faults"] = function(_, body)
     if not body.body then return message(400, "body_base64 must be base64") end
     body.body_base64 = nil
   end
-  for _, k in ipairs { "count", "status", "delay_ms", "close_after_bytes",
-                       "trickle_bytes_per_s", "override_status" } do
-    if body[k] ~= nil and not is_int(body[k], k == "count" and 1 or 0) then
-      return message(400, k .. " must be a non-negative integer")
+  for _, k in ipairs { "count", "delay_ms", "close_after_bytes", "trickle_bytes_per_s" } do
+    if body[k] ~= nil and not is_int(body[k], k == "count" and 1 or 0,
+        k == "delay_ms" and 3600 * 1000 or nil) then
+      return message(400, k .. " must be a non-negative integer (delay_ms: at most an hour)")
     end
+  end
+  for _, k in ipairs { "status", "override_status" } do
+    if body[k] ~= nil and not is_int(body[k], 100, 599) then
+      return message(400, k .. " must be an HTTP status (100 to 599)")
+    end
+  end
+  if body.retry_after ~= nil and type(body.retry_after) ~= "string"
+      and not is_int(body.retry_after, 0, MAX_TUNABLE) then
+    return message(400, "retry_after must be a string or a non-negative integer")
   end
   if body.trickle_bytes_per_s == 0 then
     return message(400, "trickle_bytes_per_s must be at least 1")
@@ -206,7 +229,9 @@ local TUNABLES = { batch_limit = true, token_lifetime = true, queue_delay = true
 local function parse_rate_limit(v)
   if v == "off" or v == false then return false end
   local n, s = tostring(v):match("^(%d+)/(%d+%.?%d*)$")
-  if not n or tonumber(n) < 1 or tonumber(s) <= 0 then return nil end
+  if not n or tonumber(n) < 1 or tonumber(n) > 1e6 or tonumber(s) <= 0 or tonumber(s) > 1e6 then
+    return nil
+  end
   return { requests = tonumber(n), window = tonumber(s) }
 end
 M.parse_rate_limit = parse_rate_limit
@@ -219,8 +244,8 @@ handlers["POST config"] = function(_, body)
       if rl == nil then return message(400, 'rate_limit must be "N/S" or "off"') end
       t.rate_limit = rl
     elseif TUNABLES[k] then
-      if type(v) ~= "number" or v < 0 then
-        return message(400, k .. " must be a non-negative number")
+      if not is_number(v, 0, MAX_TUNABLE) then
+        return message(400, k .. " must be a number from 0 to " .. MAX_TUNABLE)
       end
       t[k] = v
     else

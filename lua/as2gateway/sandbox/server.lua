@@ -16,6 +16,11 @@ local M = {}
 local cfg
 
 function M.init(path)
+  -- nginx runs with umask 0 (it daemonizes so): the files this worker writes
+  -- (attachment data) would be 0666, even in a --dir folder others can read
+  local ffi = require "ffi"
+  pcall(ffi.cdef, "unsigned int umask(unsigned int mask);")
+  ffi.C.umask(tonumber("077", 8))
   local f = assert(io.open(path, "rb"))
   cfg = assert(cjson.decode(f:read("*a")))
   f:close()
