@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "clock.h"
 #include "headers.h"
 #include "json.h"
 
@@ -16,19 +17,10 @@ enum { IDLE, RUNNING, DONE };
 
 #define MAX_REDIRECTS 5
 
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int64_t mono_ms(void *ud)
 {
     (void)ud;
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return a2g_mono_ms();
 }
 
 static uint32_t next_random(a2g_client *c)
@@ -45,7 +37,7 @@ int a2g_client_init(a2g_client *c, const a2g_client_opts *o, a2g_error *err)
     memset(c, 0, sizeof *c);
     a2g_buf_init(&c->base, 0);
     c->clock = mono_ms;
-    c->rng = (uint32_t)wall_ms() ^ (uint32_t)getpid() ^ (uint32_t)(uintptr_t)c;
+    c->rng = (uint32_t)a2g_wall_ms() ^ (uint32_t)getpid() ^ (uint32_t)(uintptr_t)c;
     c->retries = o->retries;
     c->backoff_base_ms = o->backoff_base_ms;
     c->backoff_cap_ms = o->backoff_cap_ms;
@@ -67,7 +59,7 @@ int a2g_client_init(a2g_client *c, const a2g_client_opts *o, a2g_error *err)
     if (a2g_url_base(o->url, &c->origin, &c->base, err) != 0)
         goto fail;
     if (a2g_auth_init(&c->auth, o->username, o->password, o->token, o->token_expiry_ms,
-                      wall_ms()) != 0) {
+                      a2g_wall_ms()) != 0) {
         a2g_fail(err, A2G_IO, 0, "out of memory");
         goto fail;
     }
@@ -508,7 +500,7 @@ static void on_login_done(a2g_request *r, int64_t now)
     }
     if (x->status == 200) {
         if (a2g_auth_accept(&c->auth, r->login_answer.mem.data, r->login_answer.mem.len,
-                            wall_ms(), &r->err) != 0) {
+                            a2g_wall_ms(), &r->err) != 0) {
             finish(r);
             return;
         }
@@ -686,7 +678,7 @@ a2g_step a2g_request_step(a2g_request *r, int wait_ms, int64_t *sleep_ms)
             }
             int64_t now = c->clock(c->clock_ud);
             if (!r->is_login && !r->login_first && !(r->fresh && c->auth.token)
-                && !a2g_auth_valid(&c->auth, wall_ms())) {
+                && !a2g_auth_valid(&c->auth, a2g_wall_ms())) {
                 if (a2g_auth_can_login(&c->auth)) {
                     if (r->logins >= A2G_MAX_LOGINS) {
                         fail(r, A2G_AUTH, 0, "%s", "two logins in one request gave no "

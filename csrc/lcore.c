@@ -13,6 +13,7 @@
 #include "compat.h"
 
 #include "client.h"
+#include "clock.h"
 #include "headers.h"
 #include "interrupt.h"
 #include "ljson.h"
@@ -228,23 +229,16 @@ static void reraise(lua_State *L, int *ref)
     lua_error(L);
 }
 
-static int64_t monotonic_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int64_t hook_clock(void *ud)
 {
     lclient *lc = ud;
     lua_State *L = lc->L;
     if (lc->clock_ref == LUA_NOREF || !L)
-        return monotonic_ms();
+        return a2g_mono_ms();
     lua_rawgeti(L, LUA_REGISTRYINDEX, lc->clock_ref);
     if (call_hook(L, lc, 0, 1) != 0) {
         stash(L, &lc->hook_error_ref);
-        return monotonic_ms();
+        return a2g_mono_ms();
     }
     /* NaN, infinities or 1e300 would make every wait endless or undefined */
     lua_Number s = lua_tonumber(L, -1);
@@ -257,7 +251,7 @@ static int64_t hook_clock(void *ud)
                             "not a %s", luaL_typename(L, -1));
         lua_remove(L, -2);
         stash(L, &lc->hook_error_ref);
-        return monotonic_ms();
+        return a2g_mono_ms();
     }
     lua_pop(L, 1);
     return (int64_t)(s * 1000.0);
@@ -594,13 +588,6 @@ static int l_client_stats(lua_State *L)
     return 1;
 }
 
-static int64_t wall_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* client:token() -> token, expiry (ms since the epoch by our clock, 0: unknown),
  * usable (false once the client would renew it before the next request) | nil: what
  * the client holds now, no request. */
@@ -612,7 +599,7 @@ static int l_client_token(lua_State *L)
         return 0;
     lua_pushstring(L, a->token);
     lua_pushinteger(L, (lua_Integer)a->expiry_ms);
-    lua_pushboolean(L, a2g_auth_valid(a, wall_now_ms()));
+    lua_pushboolean(L, a2g_auth_valid(a, a2g_wall_ms()));
     return 3;
 }
 
@@ -623,7 +610,7 @@ static int l_client_set_token(lua_State *L)
     lclient *lc = check_client(L, 1);
     const char *token = a2g_checktext(L, 2, A2G_TEXT_TOKEN, "set_token: the token");
     lua_Number expiry = luaL_optnumber(L, 3, 0);
-    if (a2g_auth_set(&lc->c->auth, token, expiry == expiry ? expiry : 0, wall_now_ms()) != 0)
+    if (a2g_auth_set(&lc->c->auth, token, expiry == expiry ? expiry : 0, a2g_wall_ms()) != 0)
         return luaL_error(L, "out of memory");
     return 0;
 }
@@ -1073,9 +1060,7 @@ static int sleep_ms(lua_State *L, lclient *lc, int64_t ms)
         lua_pushnumber(L, (lua_Number)ms / 1000.0);
         return call_hook(L, lc, 1, 0); /* no transfer is in flight here */
     }
-    struct timespec ts = { (time_t)(ms / 1000), (long)(ms % 1000) * 1000000L };
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR && !a2g_interrupt_pending())
-        ;
+    a2g_sleep_ns(ms * 1000000);
     return 0;
 }
 

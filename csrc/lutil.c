@@ -10,11 +10,11 @@
 #include <string.h>
 #include <fcntl.h>
 #include <math.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "compat.h"
 
+#include "clock.h"
 #include "fs.h"
 #include "interrupt.h"
 #include "lock.h"
@@ -362,9 +362,7 @@ static int l_random_hex(lua_State *L)
  * the Lua layer's clock and sleep hooks. */
 static int l_now(lua_State *L)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec / 1e9);
+    lua_pushnumber(L, (lua_Number)a2g_mono_ns() / 1e9);
     return 1;
 }
 
@@ -373,11 +371,8 @@ static int l_sleep(lua_State *L)
     lua_Number s = luaL_checknumber(L, 1);
     if (s != s || s == HUGE_VAL)
         return luaL_argerror(L, 1, "a finite number of seconds expected");
-    if (s <= 0 || a2g_interrupt_pending())
-        return 0;
-    struct timespec ts = { (time_t)s, (long)((s - (lua_Number)(time_t)s) * 1e9) };
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR && !a2g_interrupt_pending())
-        ;
+    if (s > 0)
+        a2g_sleep_ns(s > 1e9 ? (int64_t)1e18 : (int64_t)(s * 1e9));
     return 0;
 }
 

@@ -6,7 +6,8 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
+
+#include "clock.h"
 
 #define ERRBODY_LIMIT (64 * 1024)
 #define BIG_BODY (1024 * 1024)          /* request bodies above this ... */
@@ -76,13 +77,6 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *userdata)
     return n;
 }
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Called by libcurl at least once a second: enforces the deadline of answers held in
  * memory (an endless answer trickled above the low-speed limit would otherwise hold a
  * call for a day), then reports progress. */
@@ -96,9 +90,9 @@ static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_
             long code = 0;
             curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &code);
             if (code)
-                x->answer_started = mono_ms();
+                x->answer_started = a2g_mono_ms();
         } else if ((x->memory_answer || (x->status && !x->body_to_sink))
-                   && mono_ms() - x->answer_started > x->answer_limit_ms) {
+                   && a2g_mono_ms() - x->answer_started > x->answer_limit_ms) {
             x->answer_timed_out = 1;
             return 1;
         }
