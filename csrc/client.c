@@ -63,10 +63,16 @@ int a2g_client_init(a2g_client *c, const a2g_client_opts *o, a2g_error *err)
         a2g_fail(err, A2G_IO, 0, "out of memory");
         goto fail;
     }
-    if (a2g_ratelimit_init(&c->rl, o->rate_limit, o->rate_window_ms) != 0) {
-        a2g_fail(err, A2G_IO, 0, "out of memory");
-        goto fail;
-    }
+    c->window_ms = o->rate_window_ms;
+    if (o->rate_limit > 0)
+        c->quota[c->nquota++] = a2g_quota_window(o->rate_limit, o->rate_window_ms);
+    if (o->acquire)
+        c->quota[c->nquota++] = a2g_quota_hooks(o->acquire, o->release, o->quota_ud);
+    for (int i = 0; i < c->nquota; i++)
+        if (!c->quota[i]) {
+            a2g_fail(err, A2G_IO, 0, "out of memory");
+            goto fail;
+        }
     if (a2g_transport_init(&c->transport, &o->transport, err) != 0)
         goto fail;
     return 0;
@@ -83,7 +89,9 @@ void a2g_client_free(a2g_client *c)
     }
     if (c->transport.multi)
         a2g_transport_free(&c->transport);
-    a2g_ratelimit_free(&c->rl);
+    for (int i = 0; i < c->nquota; i++)
+        a2g_quota_free(c->quota[i]); /* NULL-safe */
+    c->nquota = 0;
     a2g_auth_free(&c->auth);
     a2g_origin_free(&c->origin);
     a2g_buf_free(&c->base);
@@ -331,11 +339,19 @@ static void retry_or_fail(a2g_request *r, a2g_kind kind, const char *what, int64
     r->phase = IDLE;
 }
 
+/* Backoff before the next retry: min(cap, base * 2^(retries so far)), of which a
+ * random half is jitter ("equal jitter"). */
 static int64_t backoff(a2g_request *r)
 {
     a2g_client *c = r->c;
-    return a2g_backoff_ms(r->attempts + 1, c->backoff_base_ms, c->backoff_cap_ms,
-                          next_random(c));
+    int64_t d = c->backoff_base_ms;
+    for (int i = 0; i < r->attempts && d < c->backoff_cap_ms; i++)
+        d *= 2;
+    if (d > c->backoff_cap_ms)
+        d = c->backoff_cap_ms;
+    if (d <= 1)
+        return d;
+    return d / 2 + (int64_t)(next_random(c) % (uint64_t)(d / 2 + 1));
 }
 
 static a2g_kind curl_kind(CURLcode rc)
@@ -380,8 +396,9 @@ static void on_ratelimited(a2g_request *r, int64_t now)
                               time(NULL), RETRY_AFTER_MAX_S, &secs) == 0)
         wait = (int64_t)secs * 1000;
     else
-        wait = c->rl.window_ms ? c->rl.window_ms : 10000;
-    a2g_ratelimit_block(&c->rl, now + wait);
+        wait = c->window_ms ? c->window_ms : 10000;
+    if (now + wait > c->blocked_until)
+        c->blocked_until = now + wait;
     if (wait > c->retry_after_cap_ms) {
         fail_with_answer(r, A2G_RATELIMITED, "the gateway asks to wait longer than "
                          "retry_after_cap before the next request");
@@ -637,6 +654,34 @@ static void on_main_done(a2g_request *r, int64_t now)
     }
 }
 
+/* Hands back the slots its transfer held: the transfer is over at `now`; `reached`:
+ * something of it may have reached the gateway. */
+static void release_quota(a2g_request *r, int64_t now, int reached)
+{
+    a2g_client *c = r->c;
+    for (int i = 0; i < r->leased; i++)
+        c->quota[i]->ops->release(c->quota[i]->self, r->lease[i], now, reached);
+    r->leased = 0;
+}
+
+/* Whether a transfer may start at `now`: a slot of every quota of the client, leased to
+ * the request (0); or the ms to wait, with no slot held; or -1, the request failed (a
+ * quota could not answer). */
+static int64_t acquire_quota(a2g_request *r, int64_t now)
+{
+    a2g_client *c = r->c;
+    while (r->leased < c->nquota) {
+        a2g_quota *q = c->quota[r->leased];
+        int64_t wait = q->ops->acquire(q->self, now, &r->lease[r->leased], &r->err);
+        if (wait != 0) {
+            release_quota(r, now, 0);
+            return wait < 0 ? -1 : wait;
+        }
+        r->leased++;
+    }
+    return 0;
+}
+
 /* Takes the connection from a request whose transfer is in flight but that nobody
  * advances (a step-wise request left unclosed): it fails, a send with the outcome
  * unknown, since its body may have gone out. */
@@ -645,9 +690,7 @@ static void abandon(a2g_request *a, int64_t now)
     a2g_client *c = a->c;
     a2g_transport_abort(&c->transport);
     c->active = NULL;
-    a2g_ratelimit_record(&c->rl, now); /* it may have reached the server */
-    if (c->release)
-        c->release(c->rate_ud, now);
+    release_quota(a, now, 1); /* it may have reached the server */
     if (a->is_send && !a->is_login && !a->login_first)
         a2g_fail(&a->err, A2G_UNKNOWN_OUTCOME, 0, "abandoned in flight (another call of "
                  "this client took the connection): the message may have been enqueued; "
@@ -696,15 +739,21 @@ a2g_step a2g_request_step(a2g_request *r, int wait_ms, int64_t *sleep_ms)
                 *sleep_ms = r->not_before - now;
                 return A2G_STEP_SLEEP;
             }
-            if (c->rl.blocked_until - now > c->retry_after_cap_ms) {
+            if (c->blocked_until - now > c->retry_after_cap_ms) {
                 /* an earlier 429 asked for longer than we wait: no request until then */
-                int64_t left = c->rl.blocked_until - now;
+                int64_t left = c->blocked_until - now;
                 fail(r, A2G_RATELIMITED, 0, "%s", "the gateway asked to wait longer than "
                      "retry_after_cap before the next request");
                 r->err.retry_after = (long)((left + 999) / 1000);
                 continue;
             }
-            int64_t wait = a2g_ratelimit_delay(&c->rl, now);
+            /* the gateway's Retry-After first, then a slot of the quota */
+            int64_t wait = c->blocked_until > now ? c->blocked_until - now
+                                                  : acquire_quota(r, now);
+            if (wait < 0) {
+                finish(r);
+                continue;
+            }
             if (wait > 0) {
                 if (!r->waiting) {
                     r->waiting = 1;
@@ -715,18 +764,10 @@ a2g_step a2g_request_step(a2g_request *r, int wait_ms, int64_t *sleep_ms)
                 *sleep_ms = wait;
                 return A2G_STEP_SLEEP;
             }
-            if (c->acquire) {
-                int64_t w = c->acquire(c->rate_ud);
-                if (w > 0) {
-                    *sleep_ms = w;
-                    return A2G_STEP_SLEEP;
-                }
-            }
             r->waiting = 0;
             if (build_transfer(r, r->is_login || r->login_first) != 0
                 || a2g_transport_start(&c->transport, &r->xfer, &r->err) != 0) {
-                if (c->release)
-                    c->release(c->rate_ud, now);
+                release_quota(r, now, 0);
                 finish(r);
                 continue;
             }
@@ -742,10 +783,7 @@ a2g_step a2g_request_step(a2g_request *r, int wait_ms, int64_t *sleep_ms)
         }
         c->active = NULL;
         int64_t now = c->clock(c->clock_ud);
-        if (r->xfer.request_bytes > 0)
-            a2g_ratelimit_record(&c->rl, now);
-        if (c->release)
-            c->release(c->rate_ud, now);
+        release_quota(r, now, r->xfer.request_bytes > 0);
         emit(r, "response", r->xfer.status, now - r->started, 0,
              r->xfer.result != CURLE_OK ? curl_easy_strerror(r->xfer.result) : NULL);
         if (r->is_login || r->login_first)
@@ -767,8 +805,7 @@ void a2g_request_free(a2g_request *r)
     if (r->c && r->c->active == r) {
         a2g_transport_abort(&r->c->transport);
         r->c->active = NULL;
-        if (r->c->release)
-            r->c->release(r->c->rate_ud, r->c->clock(r->c->clock_ud));
+        release_quota(r, r->c->clock(r->c->clock_ud), 0);
     }
     a2g_sink_free(&r->sink);
     a2g_sink_free(&r->login_answer);

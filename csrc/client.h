@@ -12,7 +12,7 @@
 #include "auth.h"
 #include "buf.h"
 #include "error.h"
-#include "ratelimit.h"
+#include "quota.h"
 #include "stream.h"
 #include "transport.h"
 #include "url.h"
@@ -29,11 +29,6 @@ typedef struct a2g_event {
 } a2g_event;
 
 typedef void (*a2g_log_fn)(void *ud, const a2g_event *ev);
-/* A rate limiter outside the client (shared between processes, say): acquire is
- * asked before every transfer and returns 0 (go: a slot is taken) or the ms to wait;
- * release gives the slot back with the time the transfer ended. */
-typedef int64_t (*a2g_acquire_fn)(void *ud);
-typedef void (*a2g_release_fn)(void *ud, int64_t when_ms);
 typedef int64_t (*a2g_clock_fn)(void *ud);   /* milliseconds, any fixed origin */
 
 typedef struct a2g_client_opts {
@@ -44,6 +39,11 @@ typedef struct a2g_client_opts {
     a2g_transport_opts transport;
     int rate_limit;              /* requests per window; 0: off */
     int64_t rate_window_ms;
+    /* optional: a rate limiter outside the client (shared between processes, say),
+     * asked before every transfer besides the window (see quota.h) */
+    a2g_acquire_fn acquire;
+    a2g_release_fn release;
+    void *quota_ud;
     int retries;                 /* retries after the first attempt */
     int64_t backoff_base_ms, backoff_cap_ms, retry_after_cap_ms;
     size_t max_json;             /* largest in-memory answer */
@@ -68,7 +68,10 @@ typedef struct a2g_client {
     a2g_buf base;
     a2g_origin origin;
     a2g_auth auth;
-    a2g_ratelimit rl;
+    a2g_quota *quota[2];         /* the window and the outside limiter, when given */
+    int nquota;
+    int64_t window_ms;           /* the window's length: a 429 without Retry-After waits it */
+    int64_t blocked_until;       /* no request before this (a 429's Retry-After) */
     a2g_transport transport;
     int retries;
     int64_t backoff_base_ms, backoff_cap_ms, retry_after_cap_ms;
@@ -79,9 +82,6 @@ typedef struct a2g_client {
     void *log_ud;
     a2g_clock_fn clock;
     void *clock_ud;
-    a2g_acquire_fn acquire;      /* optional: an outside rate limiter */
-    a2g_release_fn release;
-    void *rate_ud;
     a2g_stats stats;
     uint32_t rng;
     struct a2g_request *active;  /* the request whose transfer is in flight */
@@ -120,6 +120,8 @@ typedef struct a2g_request {
     int reauthed;
     int redirects;
     int waiting;
+    int leased;                  /* slots of the client's quotas held by its transfer */
+    uint64_t lease[2];
     int64_t not_before;
     int64_t started;
     a2g_buf url;

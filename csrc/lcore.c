@@ -506,6 +506,11 @@ static int l_new(lua_State *L)
     if ((lc->acquire_ref == LUA_NOREF) != (lc->release_ref == LUA_NOREF))
         return luaL_error(L, "as2gateway.new: give acquire and release together");
 
+    if (lc->acquire_ref != LUA_NOREF) {
+        o.acquire = hook_acquire;
+        o.release = hook_release;
+        o.quota_ud = lc;
+    }
     a2g_client *c = calloc(1, sizeof *c);
     if (!c)
         return luaL_error(L, "as2gateway.new: out of memory");
@@ -522,11 +527,6 @@ static int l_new(lua_State *L)
     if (lc->progress_ref != LUA_NOREF) {
         c->transport.progress = hook_progress;
         c->transport.progress_ud = lc;
-    }
-    if (lc->acquire_ref != LUA_NOREF) {
-        c->acquire = hook_acquire;
-        c->release = hook_release;
-        c->rate_ud = lc;
     }
     lc->c = c;
     lc->L = L;
