@@ -42,7 +42,7 @@ bench-deps: deps
 # The C core, built once per Lua ABI: Lua 5.4 and LuaJIT (OpenResty). No -llua: the
 # interpreter provides the Lua API.
 CORE_SRC := $(addprefix csrc/,buf.c error.c check.c clock.c json.c headers.c url.c quota_window.c quota_hooks.c \
-              auth.c stream.c transport.c client.c fs.c lock.c sha256.c unzip.c \
+              auth.c stream.c curl_transport.c client.c fs.c lock.c sha256.c unzip.c \
               interrupt.c lcore.c lutil.c ljson.c)
 CORE_HDR := $(wildcard csrc/*.h)
 CFLAGS   ?= -O2 -g

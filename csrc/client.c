@@ -73,7 +73,7 @@ int a2g_client_init(a2g_client *c, const a2g_client_opts *o, a2g_error *err)
             a2g_fail(err, A2G_IO, 0, "out of memory");
             goto fail;
         }
-    if (a2g_transport_init(&c->transport, &o->transport, err) != 0)
+    if (!(c->transport = a2g_curl_transport(&o->transport, err)))
         goto fail;
     return 0;
 fail:
@@ -83,12 +83,13 @@ fail:
 
 void a2g_client_free(a2g_client *c)
 {
-    if (c->active) {
-        a2g_transport_abort(&c->transport);
-        c->active = NULL;
+    if (c->transport) {
+        if (c->active)
+            c->transport->ops->abort(c->transport->self, &c->active->xfer);
+        c->transport->ops->free(c->transport->self);
+        c->transport = NULL;
     }
-    if (c->transport.multi)
-        a2g_transport_free(&c->transport);
+    c->active = NULL;
     for (int i = 0; i < c->nquota; i++)
         a2g_quota_free(c->quota[i]); /* NULL-safe */
     c->nquota = 0;
@@ -126,6 +127,8 @@ a2g_request *a2g_request_new(a2g_client *c, const char *method, const char *path
     a2g_buf_init(&r->url, 0);
     a2g_buf_init(&r->target, 0);
     a2g_buf_init(&r->login_target, 0);
+    a2g_buf_init(&r->extra, 0);
+    a2g_buf_init_secret(&r->headers, 0); /* the token */
     a2g_buf_init_secret(&r->xfer.errbody, 0); /* a gateway may echo what it was sent */
     a2g_source_none(&r->source);
     a2g_source_none(&r->login_body);
@@ -141,6 +144,13 @@ a2g_request *a2g_request_new(a2g_client *c, const char *method, const char *path
     return r;
 }
 
+/* Appends the header line "name: value" and its NUL byte to a list (transport.h). */
+static int add_header(a2g_buf *list, const char *name, const char *value)
+{
+    return a2g_buf_appends(list, name) || a2g_buf_append(list, ": ", 2)
+           || a2g_buf_appends(list, value) || a2g_buf_append(list, "", 1);
+}
+
 int a2g_request_header(a2g_request *r, const char *name, const char *value, a2g_error *err)
 {
     for (const char *p = name; *p; p++)
@@ -150,18 +160,8 @@ int a2g_request_header(a2g_request *r, const char *name, const char *value, a2g_
         return a2g_fail(err, A2G_INVALID, 0, "header %s must not contain CR or LF", name);
     if (strcasecmp(name, "Authorization") == 0)
         return a2g_fail(err, A2G_INVALID, 0, "the Authorization header is the client's own");
-    size_t n = strlen(name) + strlen(value) + 3;
-    char *line = malloc(n);
-    if (!line)
+    if (add_header(&r->extra, name, value) != 0)
         return a2g_fail(err, A2G_IO, 0, "out of memory");
-    snprintf(line, n, "%s: %s", name, value);
-    struct curl_slist *l = curl_slist_append(r->extra, line);
-    free(line);
-    if (!l)
-        return a2g_fail(err, A2G_IO, 0, "out of memory");
-    r->extra = l;
-    if (strcasecmp(name, "Content-Type") == 0)
-        r->has_content_type = 1;
     return 0;
 }
 
@@ -227,22 +227,13 @@ static int fail(a2g_request *r, a2g_kind kind, long status, const char *fmt, con
     return -1;
 }
 
-/* Header lists may hold the token: zero them before they go back to the allocator. */
-static void free_headers(struct curl_slist *l)
-{
-    for (struct curl_slist *e = l; e; e = e->next)
-        explicit_bzero(e->data, strlen(e->data));
-    curl_slist_free_all(l);
-}
-
 static int build_transfer(a2g_request *r, int login)
 {
     a2g_client *c = r->c;
     a2g_xfer *x = &r->xfer;
-    struct curl_slist *h = NULL;
-    char *line = NULL;
-    free_headers(r->headers);
-    r->headers = NULL;
+    a2g_buf *h = &r->headers;
+    int oom = 0;
+    a2g_buf_reset(h); /* a secret buffer: the token's bytes are wiped */
     a2g_buf_reset(&r->url);
     if (login) {
         a2g_buf login_json;
@@ -259,8 +250,8 @@ static int build_transfer(a2g_request *r, int login)
             return fail(r, A2G_IO, 0, "%s", "cannot build the /authorize request");
         }
         a2g_buf_free(&login_json);
-        h = curl_slist_append(h, "Content-Type: application/json");
-        h = curl_slist_append(h, "Accept: application/json");
+        oom = add_header(h, "Content-Type", "application/json")
+              || add_header(h, "Accept", "application/json");
         x->method = "POST";
         x->source = &r->login_body;
         x->sink = &r->login_answer;
@@ -272,22 +263,9 @@ static int build_transfer(a2g_request *r, int login)
                    || a2g_buf_append(&r->url, r->path.data, r->path.len) != 0))
             return fail(r, A2G_IO, 0, "%s", "out of memory");
         r->used_token = c->auth.token != NULL;
-        if (c->auth.token) {
-            size_t n = strlen(c->auth.token) + 16;
-            line = malloc(n);
-            if (!line)
-                return fail(r, A2G_IO, 0, "%s", "out of memory");
-            snprintf(line, n, "Authorization: %s", c->auth.token);
-            h = curl_slist_append(h, line);
-            explicit_bzero(line, n);
-            free(line);
-        }
-        for (struct curl_slist *e = r->extra; e; e = e->next)
-            h = curl_slist_append(h, e->data);
-        /* libcurl labels POST bodies application/x-www-form-urlencoded unless told
-         * otherwise; the gateway must see no type at all so that it detects one */
-        if (strcmp(r->method, "GET") != 0 && !r->has_content_type)
-            h = curl_slist_append(h, "Content-Type:");
+        if (c->auth.token)
+            oom = add_header(h, "Authorization", c->auth.token);
+        oom = oom || a2g_buf_append(h, r->extra.data, r->extra.len);
         x->method = r->method;
         x->source = &r->source;
         x->sink = &r->sink;
@@ -295,12 +273,11 @@ static int build_transfer(a2g_request *r, int login)
             r->sink.limit = c->max_download;
     }
     x->answer_limit_ms = c->json_timeout_ms;
+    x->progress = c->progress;
+    x->progress_ud = c->progress_ud;
     x->memory_answer = login || r->sink.kind == A2G_SINK_MEMORY;
-    /* the answer decides; 100-continue would only add a round trip */
-    h = curl_slist_append(h, "Expect:");
-    if (!h)
+    if (oom)
         return fail(r, A2G_IO, 0, "%s", "out of memory");
-    r->headers = h;
     x->headers = h;
     if (r->url.len == 0)
         return fail(r, A2G_IO, 0, "%s", "no URL");
@@ -354,28 +331,11 @@ static int64_t backoff(a2g_request *r)
     return d / 2 + (int64_t)(next_random(c) % (uint64_t)(d / 2 + 1));
 }
 
-static a2g_kind curl_kind(CURLcode rc)
+/* A header of the answer the request's last transfer got, or NULL. */
+static const char *header(a2g_request *r, const char *name)
 {
-    switch (rc) {
-    case CURLE_OPERATION_TIMEDOUT:
-        return A2G_TIMEOUT;
-    case CURLE_SSL_CONNECT_ERROR:
-    case CURLE_PEER_FAILED_VERIFICATION:
-    case CURLE_SSL_CERTPROBLEM:
-    case CURLE_SSL_CIPHER:
-    case CURLE_SSL_CACERT_BADFILE:
-    case CURLE_SSL_ISSUER_ERROR:
-    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
-    case CURLE_SSL_INVALIDCERTSTATUS:
-    case CURLE_SSL_CRL_BADFILE:
-    case CURLE_SSL_ENGINE_NOTFOUND:
-    case CURLE_SSL_ENGINE_SETFAILED:
-    case CURLE_SSL_ENGINE_INITFAILED:
-    case CURLE_SSL_SHUTDOWN_FAILED:
-        return A2G_TLS;
-    default:
-        return A2G_NETWORK;
-    }
+    a2g_transport *t = r->c->transport;
+    return t->ops->header(t->self, &r->xfer, name);
 }
 
 /* The longest Retry-After read as such (ten years); anything longer is that. */
@@ -392,7 +352,7 @@ static void on_ratelimited(a2g_request *r, int64_t now)
     long secs = 0;
     int64_t wait;
     c->stats.ratelimited++;
-    if (a2g_parse_retry_after(a2g_transport_header(&c->transport, "Retry-After"),
+    if (a2g_parse_retry_after(header(r, "Retry-After"),
                               time(NULL), RETRY_AFTER_MAX_S, &secs) == 0)
         wait = (int64_t)secs * 1000;
     else
@@ -413,17 +373,16 @@ static void on_ratelimited(a2g_request *r, int64_t now)
 
 static void collect_answer(a2g_request *r)
 {
-    a2g_transport *t = &r->c->transport;
     const char *v;
     r->status = r->xfer.status;
-    if ((v = a2g_transport_header(t, "Content-Type")))
+    if ((v = header(r, "Content-Type")))
         r->content_type = strdup(v);
-    if ((v = a2g_transport_header(t, "Link")))
+    if ((v = header(r, "Link")))
         r->link = a2g_parse_link(v);
-    if ((v = a2g_transport_header(t, "Content-Disposition")))
+    if ((v = header(r, "Content-Disposition")))
         r->filename = a2g_disposition_filename(v, &r->filename_len);
     if (r->status == 206 && !r->is_send) {
-        v = a2g_transport_header(t, "X-Batch-Truncation-Index");
+        v = header(r, "X-Batch-Truncation-Index");
         if (a2g_parse_truncation_index(v, &r->truncation_message, &r->truncation_attachment)
             != 0) {
             fail(r, A2G_PROTOCOL, 206, "%s", "a 206 answer without a valid "
@@ -449,7 +408,7 @@ static void collect_answer(a2g_request *r)
 static void on_redirect(a2g_request *r, int login)
 {
     a2g_client *c = r->c;
-    const char *loc = a2g_transport_header(&c->transport, "Location");
+    const char *loc = header(r, "Location");
     long s = r->xfer.status;
     int keeps_method = s == 307 || s == 308;
     const char *method = login ? "POST" : r->method;
@@ -458,21 +417,16 @@ static void on_redirect(a2g_request *r, int login)
         finish(r);
         return;
     }
-    char *target = NULL;
-    CURLU *u = curl_url();
-    if (u && curl_url_set(u, CURLUPART_URL, r->url.data, 0) == CURLUE_OK
-        && curl_url_set(u, CURLUPART_URL, loc, 0) == CURLUE_OK)
-        curl_url_get(u, CURLUPART_URL, &target, 0);
-    curl_url_cleanup(u);
+    char *target = a2g_url_resolve(r->url.data, loc);
     if (!target || !a2g_url_redirect_allowed(&c->origin, target)) {
-        curl_free(target);
+        free(target);
         /* the token stays home: only the same host over HTTPS gets it */
         fail(r, A2G_REDIRECT, s, "%s", "redirect to another origin refused (the token is "
              "only sent to the configured host over HTTPS)");
         return;
     }
     if (!login && a2g_source_rewind(&r->source) != 0) {
-        curl_free(target);
+        free(target);
         fail(r, A2G_REDIRECT, s, "%s", "redirect needs the body again, but it came from a "
              "reader");
         return;
@@ -480,7 +434,7 @@ static void on_redirect(a2g_request *r, int login)
     a2g_buf *dst = login ? &r->login_target : &r->target;
     a2g_buf_reset(dst);
     int oom = a2g_buf_appends(dst, target);
-    curl_free(target);
+    free(target);
     if (oom != 0) {
         fail(r, A2G_IO, 0, "%s", "out of memory");
         return;
@@ -507,12 +461,11 @@ static void on_login_done(a2g_request *r, int64_t now)
         answer_deadline(r);
         return;
     }
-    if (x->result != CURLE_OK) {
-        a2g_kind k = curl_kind(x->result);
-        if (k == A2G_TLS)
-            fail(r, k, 0, "%s", a2g_transport_detail(&c->transport));
+    if (x->failure != A2G_OK) {
+        if (x->failure == A2G_TLS)
+            fail(r, x->failure, 0, "%s", x->detail);
         else
-            retry_or_fail(r, k, a2g_transport_detail(&c->transport), backoff(r));
+            retry_or_fail(r, x->failure, x->detail, backoff(r));
         return;
     }
     if (x->status == 200) {
@@ -568,7 +521,7 @@ static void on_main_done(a2g_request *r, int64_t now)
             answer_deadline(r);
         return;
     }
-    if (x->result != CURLE_OK) {
+    if (x->failure != A2G_OK) {
         if (r->callback_failed) {
             fail(r, A2G_CALLBACK, 0, "%s", "a callback raised an error");
             return;
@@ -595,10 +548,8 @@ static void on_main_done(a2g_request *r, int64_t now)
                      r->source.failed > 0 ? strerror(r->source.failed) : "read error");
             return;
         }
-        a2g_kind k = curl_kind(x->result);
-        const char *detail = a2g_transport_detail(&c->transport);
-        if (!*detail)
-            detail = curl_easy_strerror(x->result);
+        a2g_kind k = x->failure;
+        const char *detail = *x->detail ? x->detail : x->reason;
         if (k == A2G_TLS) {
             fail(r, k, 0, "%s", detail);
             return;
@@ -688,7 +639,7 @@ static int64_t acquire_quota(a2g_request *r, int64_t now)
 static void abandon(a2g_request *a, int64_t now)
 {
     a2g_client *c = a->c;
-    a2g_transport_abort(&c->transport);
+    c->transport->ops->abort(c->transport->self, &a->xfer);
     c->active = NULL;
     release_quota(a, now, 1); /* it may have reached the server */
     if (a->is_send && !a->is_login && !a->login_first)
@@ -766,7 +717,7 @@ a2g_step a2g_request_step(a2g_request *r, int wait_ms, int64_t *sleep_ms)
             }
             r->waiting = 0;
             if (build_transfer(r, r->is_login || r->login_first) != 0
-                || a2g_transport_start(&c->transport, &r->xfer, &r->err) != 0) {
+                || c->transport->ops->start(c->transport->self, &r->xfer, &r->err) != 0) {
                 release_quota(r, now, 0);
                 finish(r);
                 continue;
@@ -777,7 +728,7 @@ a2g_step a2g_request_step(a2g_request *r, int wait_ms, int64_t *sleep_ms)
             emit(r, "request", 0, 0, 0, NULL);
             r->phase = RUNNING;
         }
-        if (!a2g_transport_step(&c->transport, wait_ms)) {
+        if (!c->transport->ops->step(c->transport->self, &r->xfer, wait_ms)) {
             *sleep_ms = 1;
             return A2G_STEP_IO;
         }
@@ -785,7 +736,7 @@ a2g_step a2g_request_step(a2g_request *r, int wait_ms, int64_t *sleep_ms)
         int64_t now = c->clock(c->clock_ud);
         release_quota(r, now, r->xfer.request_bytes > 0);
         emit(r, "response", r->xfer.status, now - r->started, 0,
-             r->xfer.result != CURLE_OK ? curl_easy_strerror(r->xfer.result) : NULL);
+             r->xfer.failure != A2G_OK ? r->xfer.reason : NULL);
         if (r->is_login || r->login_first)
             on_login_done(r, now);
         else
@@ -803,16 +754,18 @@ void a2g_request_free(a2g_request *r)
     if (!r)
         return;
     if (r->c && r->c->active == r) {
-        a2g_transport_abort(&r->c->transport);
+        a2g_transport *t = r->c->transport;
+        int reached = t->ops->sent(t->self, &r->xfer) > 0;
+        t->ops->abort(t->self, &r->xfer);
         r->c->active = NULL;
-        release_quota(r, r->c->clock(r->c->clock_ud), 0);
+        release_quota(r, r->c->clock(r->c->clock_ud), reached);
     }
     a2g_sink_free(&r->sink);
     a2g_sink_free(&r->login_answer);
     a2g_source_free(&r->source);
     a2g_source_free(&r->login_body);
-    free_headers(r->headers);
-    curl_slist_free_all(r->extra);
+    a2g_buf_free(&r->headers);
+    a2g_buf_free(&r->extra);
     a2g_buf_free(&r->path);
     a2g_buf_free(&r->url);
     a2g_buf_free(&r->target);

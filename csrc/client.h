@@ -14,6 +14,7 @@
 #include "error.h"
 #include "quota.h"
 #include "stream.h"
+#include "curl_transport.h"
 #include "transport.h"
 #include "url.h"
 
@@ -36,7 +37,7 @@ typedef struct a2g_client_opts {
     const char *username, *password;
     const char *token;
     int64_t token_expiry_ms;
-    a2g_transport_opts transport;
+    a2g_curl_opts transport;
     int rate_limit;              /* requests per window; 0: off */
     int64_t rate_window_ms;
     /* optional: a rate limiter outside the client (shared between processes, say),
@@ -72,7 +73,7 @@ typedef struct a2g_client {
     int nquota;
     int64_t window_ms;           /* the window's length: a 429 without Retry-After waits it */
     int64_t blocked_until;       /* no request before this (a 429's Retry-After) */
-    a2g_transport transport;
+    a2g_transport *transport;
     int retries;
     int64_t backoff_base_ms, backoff_cap_ms, retry_after_cap_ms;
     size_t max_json;
@@ -82,6 +83,8 @@ typedef struct a2g_client {
     void *log_ud;
     a2g_clock_fn clock;
     void *clock_ud;
+    a2g_progress_fn progress;    /* optional: progress of transfers */
+    void *progress_ud;
     a2g_stats stats;
     uint32_t rng;
     struct a2g_request *active;  /* the request whose transfer is in flight */
@@ -104,8 +107,7 @@ typedef struct a2g_request {
     a2g_client *c;
     char method[8];
     a2g_buf path;                /* "/message/received?pageLength=100" */
-    struct curl_slist *extra;    /* the caller's headers */
-    int has_content_type;
+    a2g_buf extra;               /* the caller's header lines (transport.h) */
     a2g_source source;
     a2g_sink sink;
     int is_send;                 /* POST /message/...: never resent once it may have arrived */
@@ -126,7 +128,7 @@ typedef struct a2g_request {
     int64_t started;
     a2g_buf url;
     a2g_buf target, login_target; /* where a followed redirect sent it (empty: none) */
-    struct curl_slist *headers;
+    a2g_buf headers;             /* the transfer's header lines: a secret buffer */
     a2g_xfer xfer;
     a2g_source login_body;
     a2g_sink login_answer;

@@ -525,8 +525,8 @@ static int l_new(lua_State *L)
     c->log = hook_log;
     c->log_ud = lc;
     if (lc->progress_ref != LUA_NOREF) {
-        c->transport.progress = hook_progress;
-        c->transport.progress_ud = lc;
+        c->progress = hook_progress;
+        c->progress_ud = lc;
     }
     lc->c = c;
     lc->L = L;
@@ -1071,11 +1071,7 @@ static int interrupted(lua_State *L, lrequest *lr)
     a2g_request *r = lr->r;
     int sent = r->is_send && r->xfer.request_bytes > 0;
     if (r->is_send && r->c->active == r) { /* in flight: what went out so far */
-        curl_off_t up = 0;
-        long head = 0;
-        curl_easy_getinfo(r->c->transport.easy, CURLINFO_SIZE_UPLOAD_T, &up);
-        curl_easy_getinfo(r->c->transport.easy, CURLINFO_REQUEST_SIZE, &head);
-        sent = up > 0 || head > 0;
+        sent = r->c->transport->ops->sent(r->c->transport->self, &r->xfer) > 0;
     }
     request_close(L, lr);
     a2g_error e;
@@ -1268,12 +1264,8 @@ void a2g_new_class(lua_State *L, const char *name, const luaL_Reg *methods,
 
 __attribute__((visibility("default"))) int luaopen_as2gateway_core(lua_State *L)
 {
-    static int curl_ready = 0;
-    if (!curl_ready) {
-        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-            return luaL_error(L, "as2gateway.core: libcurl failed to initialise");
-        curl_ready = 1;
-    }
+    if (a2g_curl_global_init() != 0)
+        return luaL_error(L, "as2gateway.core: libcurl failed to initialise");
     a2g_new_class(L, CLIENT_MT, client_methods, l_client_gc, l_client_tostring);
     a2g_new_class(L, REQUEST_MT, request_methods, l_request_gc, NULL);
     luaL_newmetatable(L, ERROR_MT);

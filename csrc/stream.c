@@ -4,12 +4,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-#include <curl/curl.h>
 
 #include "headers.h"
 
@@ -227,10 +226,9 @@ int a2g_source_rewind(a2g_source *s)
     return 0;
 }
 
-size_t a2g_source_curl_read(char *buf, size_t size, size_t nitems, void *userdata)
+size_t a2g_source_read(a2g_source *s, char *buf, size_t want)
 {
-    a2g_source *s = userdata;
-    size_t want = size * nitems, n = 0;
+    size_t n = 0;
     switch (s->kind) {
     case A2G_SRC_MEMORY:
         n = s->mem.len - s->pos < want ? s->mem.len - s->pos : want;
@@ -241,18 +239,18 @@ size_t a2g_source_curl_read(char *buf, size_t size, size_t nitems, void *userdat
         int64_t left = s->size - s->sent;
         n = (int64_t)want < left ? want : (size_t)left;
         if (n && read_file_part(s, s->fd, buf, n, (int64_t)n == left) == 0)
-            return CURL_READFUNC_ABORT;
+            return A2G_READ_ABORT;
         break;
     }
     case A2G_SRC_READER:
         n = s->read(s->ud, buf, want, &s->failed);
         if (s->failed)
-            return CURL_READFUNC_ABORT;
+            return A2G_READ_ABORT;
         break;
     case A2G_SRC_PIECES:
         n = read_pieces(s, buf, want);
         if (s->failed)
-            return CURL_READFUNC_ABORT;
+            return A2G_READ_ABORT;
         break;
     case A2G_SRC_NONE:
         break;

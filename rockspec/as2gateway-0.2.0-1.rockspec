@@ -38,7 +38,7 @@ build = {
       sources = {
         "csrc/buf.c", "csrc/error.c", "csrc/check.c", "csrc/clock.c", "csrc/json.c", "csrc/headers.c",
         "csrc/url.c", "csrc/quota_window.c", "csrc/quota_hooks.c", "csrc/auth.c", "csrc/stream.c",
-        "csrc/transport.c", "csrc/client.c", "csrc/fs.c", "csrc/lock.c", "csrc/sha256.c",
+        "csrc/curl_transport.c", "csrc/client.c", "csrc/fs.c", "csrc/lock.c", "csrc/sha256.c",
         "csrc/unzip.c", "csrc/interrupt.c", "csrc/lcore.c", "csrc/lutil.c", "csrc/ljson.c",
       },
       defines = { "_GNU_SOURCE" },
