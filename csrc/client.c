@@ -8,19 +8,93 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "auth.h"
+#include "buf.h"
 #include "check.h"
 #include "clock.h"
+#include "curl_transport.h"
 #include "headers.h"
 #include "json.h"
+#include "quota.h"
+#include "stream.h"
+#include "transport.h"
+#include "url.h"
 
 enum { IDLE, RUNNING, DONE };
 
 #define MAX_REDIRECTS 5
 
+struct a2g_client {
+    a2g_buf base;
+    a2g_origin origin;
+    a2g_auth auth;
+    a2g_quota *quota[2];         /* the window and the outside limiter, when given */
+    int nquota;
+    int64_t window_ms;           /* the window's length: a 429 without Retry-After waits it */
+    int64_t blocked_until;       /* no request before this (a 429's Retry-After) */
+    a2g_transport *transport;
+    int retries;
+    int64_t backoff_base_ms, backoff_cap_ms, retry_after_cap_ms;
+    size_t max_json;
+    int64_t max_download;
+    int64_t json_timeout_ms;
+    void *hook_ud;
+    a2g_clock_fn clock;
+    a2g_log_fn log;
+    a2g_progress_fn progress;
+    a2g_stats stats;
+    uint32_t rng;
+    a2g_request *active;         /* the request whose transfer is in flight */
+};
+
+struct a2g_request {
+    a2g_client *c;
+    char method[8];
+    a2g_buf path;                /* "/message/received?pageLength=100" */
+    a2g_buf extra;               /* the caller's header lines (transport.h) */
+    a2g_source source;
+    a2g_sink sink;
+    int is_send;                 /* POST /message/...: never resent once it may have arrived */
+    int is_login;                /* POST /authorize itself */
+    /* state */
+    int phase;
+    int login_first;
+    int used_token;
+    int logins;                  /* successful /authorize calls of this request */
+    int fresh;                   /* the token held was obtained by this request */
+    int attempts;
+    int reauthed;
+    int redirects;
+    int waiting;
+    int leased;                  /* slots of the client's quotas held by its transfer */
+    uint64_t lease[2];
+    int64_t not_before;
+    int64_t started;
+    a2g_buf url;
+    a2g_buf target, login_target; /* where a followed redirect sent it (empty: none) */
+    a2g_buf headers;             /* the transfer's header lines: a secret buffer */
+    a2g_xfer xfer;
+    a2g_source login_body;
+    a2g_sink login_answer;
+    int callback_failed;         /* a callback of the host failed (its error is its own) */
+    int blocking;                /* run to its end by one call (perform): it never waits
+                                    for another request's transfer */
+    int64_t last_step;           /* when it was last stepped with its transfer in flight */
+    int64_t out_bytes;           /* of its own last transfer (not a login's) that went out */
+    /* outcome */
+    a2g_error err;
+    a2g_outcome out;             /* its strings are the request's (freed with it) */
+};
+
 static int64_t mono_ms(void *ud)
 {
     (void)ud;
     return a2g_mono_ms();
+}
+
+static int64_t now_ms(a2g_client *c)
+{
+    return c->clock(c->hook_ud);
 }
 
 static uint32_t next_random(a2g_client *c)
@@ -32,11 +106,27 @@ static uint32_t next_random(a2g_client *c)
     return c->rng = x ? x : 0x9e3779b9u;
 }
 
-int a2g_client_init(a2g_client *c, const a2g_client_opts *o, a2g_error *err)
+int a2g_client_global_init(void)
 {
-    memset(c, 0, sizeof *c);
+    return a2g_curl_global_init();
+}
+
+a2g_client *a2g_client_new(const a2g_client_opts *o, a2g_transport *transport,
+                           a2g_error *err)
+{
+    a2g_client *c = calloc(1, sizeof *c);
+    if (!c) {
+        if (transport)
+            transport->ops->free(transport->self);
+        a2g_fail(err, A2G_IO, 0, "out of memory");
+        return NULL;
+    }
     a2g_buf_init(&c->base, 0);
-    c->clock = mono_ms;
+    c->transport = transport;
+    c->hook_ud = o->hook_ud;
+    c->clock = o->clock ? o->clock : mono_ms;
+    c->log = o->log;
+    c->progress = o->progress;
     c->rng = (uint32_t)a2g_wall_ms() ^ (uint32_t)getpid() ^ (uint32_t)(uintptr_t)c;
     c->retries = o->retries;
     c->backoff_base_ms = o->backoff_base_ms;
@@ -50,9 +140,9 @@ int a2g_client_init(a2g_client *c, const a2g_client_opts *o, a2g_error *err)
         a2g_fail(err, A2G_INVALID, 0, "the token %s", why);
         goto fail;
     }
-    if (o->transport.user_agent && (why = a2g_check_text(o->transport.user_agent,
-                                                         strlen(o->transport.user_agent),
-                                                         A2G_TEXT_HEADER))) {
+    if (o->conn.user_agent && (why = a2g_check_text(o->conn.user_agent,
+                                                    strlen(o->conn.user_agent),
+                                                    A2G_TEXT_HEADER))) {
         a2g_fail(err, A2G_INVALID, 0, "the user_agent %s", why);
         goto fail;
     }
@@ -67,22 +157,24 @@ int a2g_client_init(a2g_client *c, const a2g_client_opts *o, a2g_error *err)
     if (o->rate_limit > 0)
         c->quota[c->nquota++] = a2g_quota_window(o->rate_limit, o->rate_window_ms);
     if (o->acquire)
-        c->quota[c->nquota++] = a2g_quota_hooks(o->acquire, o->release, o->quota_ud);
+        c->quota[c->nquota++] = a2g_quota_hooks(o->acquire, o->release, o->hook_ud);
     for (int i = 0; i < c->nquota; i++)
         if (!c->quota[i]) {
             a2g_fail(err, A2G_IO, 0, "out of memory");
             goto fail;
         }
-    if (!(c->transport = a2g_curl_transport(&o->transport, err)))
+    if (!c->transport && !(c->transport = a2g_curl_transport(&o->conn, err)))
         goto fail;
-    return 0;
+    return c;
 fail:
     a2g_client_free(c);
-    return -1;
+    return NULL;
 }
 
 void a2g_client_free(a2g_client *c)
 {
+    if (!c)
+        return;
     if (c->transport) {
         if (c->active)
             c->transport->ops->abort(c->transport->self, &c->active->xfer);
@@ -96,6 +188,36 @@ void a2g_client_free(a2g_client *c)
     a2g_auth_free(&c->auth);
     a2g_origin_free(&c->origin);
     a2g_buf_free(&c->base);
+    free(c);
+}
+
+const a2g_stats *a2g_client_stats(const a2g_client *c)
+{
+    return &c->stats;
+}
+
+const char *a2g_client_base(const a2g_client *c)
+{
+    return c->base.data;
+}
+
+const char *a2g_client_token(const a2g_client *c, int64_t *expiry_ms, int *usable,
+                             int64_t now_wall_ms)
+{
+    *expiry_ms = c->auth.expiry_ms;
+    *usable = c->auth.token && a2g_auth_valid(&c->auth, now_wall_ms);
+    return c->auth.token;
+}
+
+int a2g_client_set_token(a2g_client *c, const char *token, double expiry,
+                         int64_t now_wall_ms)
+{
+    return a2g_auth_set(&c->auth, token, expiry, now_wall_ms);
+}
+
+int a2g_client_can_login(const a2g_client *c)
+{
+    return a2g_auth_can_login(&c->auth);
 }
 
 static void emit(a2g_request *r, const char *event, long status, int64_t duration,
@@ -110,11 +232,10 @@ static void emit(a2g_request *r, const char *event, long status, int64_t duratio
         ev.method = "POST";
         ev.path = "/authorize";
     }
-    c->log(c->log_ud, &ev);
+    c->log(c->hook_ud, &ev);
 }
 
-a2g_request *a2g_request_new(a2g_client *c, const char *method, const char *path,
-                             a2g_error *err)
+a2g_request *a2g_request_new(a2g_client *c, const char *method, int flags, a2g_error *err)
 {
     a2g_request *r = calloc(1, sizeof *r);
     if (!r) {
@@ -135,13 +256,103 @@ a2g_request *a2g_request_new(a2g_client *c, const char *method, const char *path
     a2g_sink_memory(&r->sink, c->max_json);
     a2g_sink_memory(&r->login_answer, 64 * 1024);
     r->login_answer.mem.secret = 1; /* the token */
-    if (a2g_buf_appends(&r->path, path) != 0) {
+    r->is_send = (flags & A2G_REQUEST_SEND) != 0;
+    r->is_login = (flags & A2G_REQUEST_LOGIN) != 0;
+    if (r->is_login && a2g_buf_appends(&r->path, "/authorize") != 0) {
         a2g_request_free(r);
         a2g_fail(err, A2G_IO, 0, "out of memory");
         return NULL;
     }
     r->phase = IDLE;
     return r;
+}
+
+int a2g_request_segment(a2g_request *r, const char *seg, size_t len)
+{
+    return a2g_url_append_segment(&r->path, seg, len);
+}
+
+/* An encoded path: '/' first, unreserved characters and escapes only, and no "." or
+ * ".." segment (libcurl and servers would remove it: the request would go elsewhere). */
+static int valid_path(const char *p, size_t len)
+{
+    if (len == 0 || *p != '/' || a2g_check_text(p, len, A2G_TEXT_URL))
+        return 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)p[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
+              || strchr("/-._~%", c)))
+            return 0;
+        if (c == '/') {
+            size_t seg = strcspn(p + i + 1, "/");
+            if ((seg == 1 && p[i + 1] == '.') || (seg == 2 && p[i + 1] == '.' && p[i + 2] == '.'))
+                return 0;
+        }
+    }
+    return 1;
+}
+
+int a2g_request_encoded_path(a2g_request *r, const char *path, size_t len)
+{
+    return valid_path(path, len) ? a2g_buf_append(&r->path, path, len) : -1;
+}
+
+int a2g_request_query(a2g_request *r, const char *name, const char *value, size_t vlen)
+{
+    return a2g_url_append_query(&r->path, name, value, vlen);
+}
+
+int a2g_request_body(a2g_request *r, const char *data, size_t len, a2g_error *err)
+{
+    return a2g_source_memory(&r->source, data, len, err);
+}
+
+int a2g_request_body_file(a2g_request *r, const char *path, a2g_error *err)
+{
+    return a2g_source_file(&r->source, path, err);
+}
+
+void a2g_request_body_reader(a2g_request *r, a2g_reader_fn fn, void *ud)
+{
+    a2g_source_reader(&r->source, fn, ud);
+}
+
+void a2g_request_body_pieces(a2g_request *r)
+{
+    a2g_source_pieces(&r->source);
+}
+
+int a2g_request_add_data(a2g_request *r, const char *data, size_t len, a2g_error *err)
+{
+    return a2g_source_add_data(&r->source, data, len, err);
+}
+
+int a2g_request_add_file(a2g_request *r, const char *path, a2g_error *err)
+{
+    return a2g_source_add_file(&r->source, path, err);
+}
+
+int a2g_request_to_file(a2g_request *r, const char *path, int no_clobber, a2g_error *err)
+{
+    a2g_sink_free(&r->sink);
+    return a2g_sink_file(&r->sink, path, no_clobber, err);
+}
+
+int a2g_request_to_dir(a2g_request *r, const char *dir, a2g_error *err)
+{
+    a2g_sink_free(&r->sink);
+    return a2g_sink_dir(&r->sink, dir, err);
+}
+
+void a2g_request_to_writer(a2g_request *r, a2g_writer_fn fn, void *ud)
+{
+    a2g_sink_free(&r->sink);
+    a2g_sink_writer(&r->sink, fn, ud);
+}
+
+void a2g_request_callback_failed(a2g_request *r)
+{
+    r->callback_failed = 1;
 }
 
 /* Appends the header line "name: value" and its NUL byte to a list (transport.h). */
@@ -274,7 +485,7 @@ static int build_transfer(a2g_request *r, int login)
     }
     x->answer_limit_ms = c->json_timeout_ms;
     x->progress = c->progress;
-    x->progress_ud = c->progress_ud;
+    x->progress_ud = c->hook_ud;
     x->memory_answer = login || r->sink.kind == A2G_SINK_MEMORY;
     if (oom)
         return fail(r, A2G_IO, 0, "%s", "out of memory");
@@ -310,7 +521,7 @@ static void retry_or_fail(a2g_request *r, a2g_kind kind, const char *what, int64
     }
     r->attempts++;
     c->stats.retries++;
-    int64_t now = c->clock(c->clock_ud);
+    int64_t now = now_ms(c);
     r->not_before = now + delay;
     emit(r, "retry", r->xfer.status, 0, delay, a2g_kind_name(kind));
     r->phase = IDLE;
@@ -374,26 +585,26 @@ static void on_ratelimited(a2g_request *r, int64_t now)
 static void collect_answer(a2g_request *r)
 {
     const char *v;
-    r->status = r->xfer.status;
+    r->out.status = r->xfer.status;
     if ((v = header(r, "Content-Type")))
-        r->content_type = strdup(v);
+        r->out.content_type = strdup(v);
     if ((v = header(r, "Link")))
-        r->link = a2g_parse_link(v);
+        r->out.link = a2g_parse_link(v);
     if ((v = header(r, "Content-Disposition")))
-        r->filename = a2g_disposition_filename(v, &r->filename_len);
-    if (r->status == 206 && !r->is_send) {
+        r->out.filename = a2g_disposition_filename(v, &r->out.filename_len);
+    if (r->out.status == 206 && !r->is_send) {
         v = header(r, "X-Batch-Truncation-Index");
-        if (a2g_parse_truncation_index(v, &r->truncation_message, &r->truncation_attachment)
-            != 0) {
+        if (a2g_parse_truncation_index(v, &r->out.truncation_message,
+                                       &r->out.truncation_attachment) != 0) {
             fail(r, A2G_PROTOCOL, 206, "%s", "a 206 answer without a valid "
                  "X-Batch-Truncation-Index header");
             return;
         }
-        r->has_truncation = 1;
+        r->out.has_truncation = 1;
     }
     int rc = r->sink.kind == A2G_SINK_DIR
-                 ? a2g_sink_commit_named(&r->sink, r->filename, r->filename_len, "attachment",
-                                         &r->err)
+                 ? a2g_sink_commit_named(&r->sink, r->out.filename, r->out.filename_len,
+                                         "attachment", &r->err)
                  : a2g_sink_commit(&r->sink, &r->err);
     if (rc != 0) {
         finish(r);
@@ -480,7 +691,7 @@ static void on_login_done(a2g_request *r, int64_t now)
         r->logins++;
         r->fresh = 1; /* this token serves this request, however short its life */
         if (r->is_login) {
-            r->status = 200;
+            r->out.status = 200;
             r->err.kind = A2G_OK;
             finish(r);
         } else {
@@ -652,25 +863,27 @@ static void abandon(a2g_request *a, int64_t now)
     finish(a);
 }
 
-a2g_step a2g_request_step(a2g_request *r, int wait_ms, int64_t *sleep_ms)
+a2g_step a2g_request_step(a2g_request *r, int wait_ms, int blocking, int64_t *sleep_ms)
 {
     a2g_client *c = r->c;
     *sleep_ms = 0;
+    if (blocking)
+        r->blocking = 1; /* for the rest of its life: its caller blocks till the end */
     if (r->phase == RUNNING)
-        r->last_step = c->clock(c->clock_ud);
+        r->last_step = now_ms(c);
     for (;;) {
         if (r->phase == DONE)
             return A2G_STEP_DONE;
         if (r->phase == IDLE) {
             if (c->active && c->active != r) {
-                int64_t now = c->clock(c->clock_ud);
+                int64_t now = now_ms(c);
                 if (!r->blocking && now - c->active->last_step < A2G_ABANDON_MS) {
                     *sleep_ms = 5; /* another request of this client is on the wire */
                     return A2G_STEP_SLEEP;
                 }
                 abandon(c->active, now);
             }
-            int64_t now = c->clock(c->clock_ud);
+            int64_t now = now_ms(c);
             if (!r->is_login && !r->login_first && !(r->fresh && c->auth.token)
                 && !a2g_auth_valid(&c->auth, a2g_wall_ms())) {
                 if (a2g_auth_can_login(&c->auth)) {
@@ -733,8 +946,10 @@ a2g_step a2g_request_step(a2g_request *r, int wait_ms, int64_t *sleep_ms)
             return A2G_STEP_IO;
         }
         c->active = NULL;
-        int64_t now = c->clock(c->clock_ud);
+        int64_t now = now_ms(c);
         release_quota(r, now, r->xfer.request_bytes > 0);
+        if (!r->is_login && !r->login_first)
+            r->out_bytes = r->xfer.request_bytes;
         emit(r, "response", r->xfer.status, now - r->started, 0,
              r->xfer.failure != A2G_OK ? r->xfer.reason : NULL);
         if (r->is_login || r->login_first)
@@ -749,17 +964,55 @@ int a2g_request_done(const a2g_request *r)
     return r->phase == DONE;
 }
 
+/* Stops the request's transfer if it is in flight, handing its quota slot back. */
+static void stop_transfer(a2g_request *r)
+{
+    a2g_client *c = r->c;
+    if (c->active != r)
+        return;
+    a2g_transport *t = c->transport;
+    int64_t sent = t->ops->sent(t->self, &r->xfer);
+    t->ops->abort(t->self, &r->xfer);
+    c->active = NULL;
+    if (!r->is_login && !r->login_first)
+        r->out_bytes = sent;
+    release_quota(r, now_ms(c), sent > 0);
+}
+
+void a2g_request_interrupt(a2g_request *r)
+{
+    if (r->phase == DONE)
+        return;
+    stop_transfer(r);
+    if (r->is_send && r->out_bytes > 0)
+        fail(r, A2G_INTERRUPTED, 0, "%s", "interrupted after the message went out: it may "
+             "have been enqueued; check the queued and sent lists before sending it again");
+    else
+        fail(r, A2G_INTERRUPTED, 0, "%s", "interrupted");
+}
+
+const a2g_error *a2g_request_outcome(const a2g_request *r, a2g_outcome *out)
+{
+    memset(out, 0, sizeof *out);
+    if (r->err.kind != A2G_OK)
+        return &r->err;
+    *out = r->out;
+    out->bytes = r->sink.written;
+    if (r->sink.kind == A2G_SINK_FILE || r->sink.kind == A2G_SINK_DIR) {
+        out->path = r->sink.path;
+    } else if (r->sink.kind == A2G_SINK_MEMORY) {
+        out->body = r->sink.mem.data ? r->sink.mem.data : "";
+        out->body_len = r->sink.mem.len;
+    }
+    return &r->err;
+}
+
 void a2g_request_free(a2g_request *r)
 {
     if (!r)
         return;
-    if (r->c && r->c->active == r) {
-        a2g_transport *t = r->c->transport;
-        int reached = t->ops->sent(t->self, &r->xfer) > 0;
-        t->ops->abort(t->self, &r->xfer);
-        r->c->active = NULL;
-        release_quota(r, r->c->clock(r->c->clock_ud), reached);
-    }
+    if (r->c)
+        stop_transfer(r);
     a2g_sink_free(&r->sink);
     a2g_sink_free(&r->login_answer);
     a2g_source_free(&r->source);
@@ -771,8 +1024,8 @@ void a2g_request_free(a2g_request *r)
     a2g_buf_free(&r->target);
     a2g_buf_free(&r->login_target);
     a2g_buf_free(&r->xfer.errbody);
-    free(r->content_type);
-    free(r->link);
-    free(r->filename);
+    free((char *)r->out.content_type);
+    free((char *)r->out.link);
+    free((char *)r->out.filename);
     free(r);
 }

@@ -345,7 +345,7 @@ static void ct_free(void *self)
 static const a2g_transport_ops CURL_OPS = { ct_start, ct_step, ct_abort, ct_header, ct_sent,
                                             ct_free };
 
-a2g_transport *a2g_curl_transport(const a2g_curl_opts *o, a2g_error *err)
+a2g_transport *a2g_curl_transport(const a2g_connection_opts *o, a2g_error *err)
 {
     ct *t = calloc(1, sizeof *t);
     if (!t) {

@@ -5,25 +5,16 @@
 #ifndef A2G_CURL_TRANSPORT_H
 #define A2G_CURL_TRANSPORT_H
 
+#include "connection.h"
 #include "error.h"
 #include "transport.h"
 
 #pragma GCC visibility push(hidden)
 
-typedef struct a2g_curl_opts {
-    const char *cainfo;         /* extra trusted CA (PEM); the system's stay trusted */
-    const char *proxy;          /* NULL: libcurl's *_proxy environment variables */
-    long connect_timeout_ms;
-    long timeout_ms;            /* whole transfer; 0: none */
-    long low_speed_limit;       /* abort when slower than this many bytes/s ... */
-    long low_speed_time;        /* ... for this many seconds */
-    const char *user_agent;
-} a2g_curl_opts;
-
 /* libcurl's process-wide set-up, once, before the first transport: 0 or -1. */
 int a2g_curl_global_init(void);
 /* A transport (free with t->ops->free(t->self)), or NULL with err set. */
-a2g_transport *a2g_curl_transport(const a2g_curl_opts *o, a2g_error *err);
+a2g_transport *a2g_curl_transport(const a2g_connection_opts *o, a2g_error *err);
 
 #pragma GCC visibility pop
 

@@ -16,10 +16,6 @@
 
 #pragma GCC visibility push(hidden)
 
-/* Progress of a transfer in flight (bytes); return non-zero to abort it. */
-typedef int (*a2g_progress_fn)(void *ud, int64_t dl_now, int64_t dl_total, int64_t ul_now,
-                               int64_t ul_total);
-
 /* One HTTP exchange. The caller owns everything it points to. */
 typedef struct a2g_xfer {
     const char *method;         /* GET, POST, DELETE */
@@ -33,7 +29,9 @@ typedef struct a2g_xfer {
      * answer_limit_ms of the status line, or the transfer is cut (answer_timed_out) */
     int64_t answer_limit_ms;    /* 0: none */
     int memory_answer;          /* a 2xx answer goes to memory (any other always does) */
-    a2g_progress_fn progress;   /* optional */
+    /* optional: progress in bytes (client.h's a2g_progress_fn); non-zero aborts */
+    int (*progress)(void *ud, int64_t dl_now, int64_t dl_total, int64_t ul_now,
+                    int64_t ul_total);
     void *progress_ud;
     /* results, set by the transport */
     long status;                /* 0: no answer */

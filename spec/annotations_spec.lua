@@ -66,7 +66,7 @@ end
 
 -- The core's own list of option names, from its source.
 local function core_options()
-  local c = h.read_file("csrc/lcore.c")
+  local c = h.read_file("csrc/lua/lclient.c")
   local list = assert(c:match("CLIENT_OPTIONS%[%]%s*=%s*(%b{})"))
   local set = {}
   for name in list:gmatch('"([%w_]+)"') do set[name] = true end

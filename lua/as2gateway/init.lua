@@ -52,7 +52,7 @@ end
 _M.invalid = invalid
 
 -- The core hands expiries over as numbers; on Lua 5.4 they go back as integers. (The
--- answers' JSON needs no such walk: csrc/ljson.c gives integers as integers.)
+-- answers' JSON needs no such walk: csrc/lua/ljson.c gives integers as integers.)
 local integers = require("as2gateway.util").integers
 
 local function check_kind(kind, allowed, what)
@@ -232,7 +232,7 @@ local function json_call(self, spec, shape)
   spec.json = true
   local res, err = self:perform(spec)
   if not res then return nil, err end
-  -- the core's decoder already gives integers as integers (csrc/ljson.c)
+  -- the core's decoder already gives integers as integers (csrc/lua/ljson.c)
   local v = res.json
   local wanted = SHAPES[shape](v)
   if wanted then

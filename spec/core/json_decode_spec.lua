@@ -1,4 +1,4 @@
--- The decoder of answers (csrc/ljson.c), under both Lua ABIs: the values the Lua
+-- The decoder of answers (csrc/lua/ljson.c), under both Lua ABIs: the values the Lua
 -- layer had from lua-cjson plus its normalising walk, the stricter grammar, the
 -- bounds; and that perform{json = true} is that decoder.
 local h = require "helpers"

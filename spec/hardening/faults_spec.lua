@@ -177,6 +177,7 @@ describe("fault catalogue", function()
       return
     end
     local code = [[
+      package.path = "./lua/?.lua;" .. package.path -- the core's perform runs as2gateway.driver
       package.cpath = "./build/lua54/?.so;" .. package.cpath
       local core = require "as2gateway.core"
       local t = 0
