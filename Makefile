@@ -52,7 +52,16 @@ CORE_LDLIBS := -lcurl -lzip
 CORE_54  := build/lua54/as2gateway/core.so
 CORE_JIT := build/luajit/as2gateway/core.so
 
-build: deps $(CORE_54) $(CORE_JIT)
+# The request state machine on its own, against a scripted transport (csrc/test/): a C
+# program of the core without its binding, run by spec/core/state_machine_spec.lua.
+STATE_TEST := build/test/client_test
+TEST_SRC := $(filter-out csrc/lua/%,$(CORE_SRC)) csrc/test/fake_transport.c csrc/test/client_test.c
+
+$(STATE_TEST): $(TEST_SRC) $(CORE_HDR) $(wildcard csrc/test/*.h)
+	@mkdir -p $(@D)
+	$(CC) $(CORE_CFLAGS) $(CFLAGS) -Icsrc/test -o $@ $(TEST_SRC) $(LDFLAGS) $(CORE_LDLIBS)
+
+build: deps $(CORE_54) $(CORE_JIT) $(STATE_TEST)
 
 $(CORE_54): $(CORE_SRC) $(CORE_HDR)
 	@mkdir -p $(@D)
@@ -72,16 +81,20 @@ test: build
 	@if [ -n "$${AS2G_SANDBOX_SECRET:-}" ]; then $(SPECS); \
 	else bin/as2g-sandbox run -- $(SPECS); fi
 
-# The core's specs under valgrind's memcheck: no definite leaks, no invalid access.
+# The core's specs under valgrind's memcheck, and the state machine's own test: no
+# definite leaks, no invalid access.
 valgrind: build
 	$(call apt_install,valgrind)
+	valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite \
+	  $(STATE_TEST)
 	@if [ -n "$${AS2G_SANDBOX_SECRET:-}" ]; then $(VALGRIND_SPECS); \
 	else bin/as2g-sandbox run -- $(VALGRIND_SPECS); fi
 
 VALGRIND_SPECS := busted --run=default --lua=spec/valgrind-lua5.4 spec/core
 
 # The core built with AddressSanitizer and UndefinedBehaviorSanitizer, with a Lua host
-# built the same way (spec/asan/lua-host.c), running the core's and the API's specs.
+# built the same way (spec/asan/lua-host.c), running the core's and the API's specs;
+# the state machine's own test built so too.
 ASAN_FLAGS := -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
               -fno-sanitize-recover=undefined
 ASAN_SPECS := ASAN_OPTIONS=detect_leaks=1:exitcode=43 \
@@ -95,6 +108,9 @@ asan: deps
 	  -o build/asan/as2gateway/core.so $(CORE_SRC) $(CORE_LDLIBS)
 	$(CC) $(ASAN_FLAGS) $$(pkg-config --cflags lua5.4) spec/asan/lua-host.c \
 	  -o build/asan/lua5.4-asan -llua5.4
+	$(CC) $(CORE_CFLAGS) $(ASAN_FLAGS) -Icsrc/test -o build/asan/client_test $(TEST_SRC) \
+	  $(CORE_LDLIBS)
+	ASAN_OPTIONS=detect_leaks=1 build/asan/client_test
 	@if [ -n "$${AS2G_SANDBOX_SECRET:-}" ]; then $(ASAN_SPECS); \
 	else bin/as2g-sandbox run -- env $(ASAN_SPECS); fi
 
