@@ -791,7 +791,7 @@ function commands.inbox(ctx)
       say(("as2g: %s; trying again in %d s"):format(tostring(derr), math.floor(delay)))
     end
     if last then break end
-    ctx.client.sleep(delay)
+    ctx.client:sleep(delay)
     if core.interrupted() then return EXIT.interrupted end
   end
   return code

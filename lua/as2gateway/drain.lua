@@ -88,12 +88,12 @@ end
 local LOCK = ".as2g-drain.lock"
 
 local function take_lock(self, dir, wait)
-  local deadline = self.clock() + wait
+  local deadline = self:now() + wait
   while true do
     local lock, e = core.lock(dir .. "/" .. LOCK, { timeout = 0 })
     if lock then return lock end
     if core.interrupted() then return nil, err("interrupted", "interrupted") end
-    local now = self.clock()
+    local now = self:now()
     if e.kind ~= "locked" or now >= deadline then
       if e.kind == "locked" then
         e = err("locked", "another drain is running in %s%s", dir,
@@ -101,7 +101,7 @@ local function take_lock(self, dir, wait)
       end
       return nil, e
     end
-    self.sleep(math.min(0.1, deadline - now))
+    self:sleep(math.min(0.1, deadline - now))
   end
 end
 

@@ -43,7 +43,11 @@ function M.run(req, sleep)
     end
     if pause then
       local slept, e
-      if blocking then slept, e = pcall(req.sleep, req, pause) else slept, e = pcall(sleep, pause) end
+      if blocking then
+        slept, e = pcall(req.sleep, req, pause) -- the client's own sleep
+      else
+        slept, e = pcall(sleep, pause)
+      end
       if not slept then
         req:close()
         error(e, 0)

@@ -5,6 +5,7 @@
 -- parameters keep the API's names. See README.md and docs/core.md.
 local core = require "as2gateway.core"
 local cjson = require "cjson.safe"
+local driver = require "as2gateway.driver"
 local files = require "as2gateway.files"
 local util = require "as2gateway.util"
 
@@ -51,10 +52,6 @@ local function invalid(fmt, ...)
 end
 _M.invalid = invalid
 
--- The core hands expiries over as numbers; on Lua 5.4 they go back as integers. (The
--- answers' JSON needs no such walk: csrc/lua/ljson.c gives integers as integers.)
-local integers = require("as2gateway.util").integers
-
 local function check_kind(kind, allowed, what)
   if not allowed[kind] then
     local names = {}
@@ -81,7 +78,8 @@ local function check_params(params, allowed, what)
 end
 
 ---@class as2gateway.Client
----@field core userdata the as2gateway.core client underneath
+---@field core userdata the as2gateway.core client underneath: it holds the clock and the sleep
+---@field host_sleep? fun(seconds: number) a class that must yield (as2gateway.openresty) sleeps with this, between steps too; nil: blocking
 local Client = {}
 Client.__index = Client
 _M.Client = Client
@@ -108,7 +106,7 @@ _M.Client = Client
 ---@field user_agent? string
 ---@field log? fun(event: table) one table per event, secrets never included
 ---@field clock? fun(): number seconds; replaces the clock (tests, event loops)
----@field sleep? fun(seconds: number) replaces sleeping (e.g. ngx.sleep)
+---@field sleep? fun(seconds: number) replaces sleeping (tests; as2gateway.openresty yields with ngx.sleep instead)
 ---@field progress? fun(ul_now: number, ul_total: number, dl_now: number, dl_total: number) during transfers
 ---@field acquire? fun(): number an outside rate limiter: 0 (go) or the seconds to wait; with release
 ---@field release? fun(seconds: number) gives the slot back, with the time the transfer ended
@@ -119,25 +117,39 @@ _M.Client = Client
 ---@return as2gateway.Client
 function _M.new(opts)
   if type(opts) ~= "table" then error("as2gateway.new: options table expected", 2) end
-  local self = setmetatable({
+  return setmetatable({
     core = core.new(opts),
-    sleep = opts.sleep or core.sleep,
-    clock = opts.clock or core.now,
     log = opts.log,
     marks = 0, -- requests that marked messages read (see Iterator)
   }, Client)
-  return self
 end
 
---- Runs one request through the core: the result, or nil and an error. Blocking by
---- default; as2gateway.openresty replaces it with a loop that yields to nginx.
+--- Runs one request through the core to its end with the one step driver
+--- (as2gateway.driver): the result, or nil and an error. Blocking, unless the class
+--- has a host_sleep to yield with (as2gateway.openresty).
 ---@param spec table a request spec of the core (docs/core.md)
 ---@return table|nil result
 ---@return as2gateway.Error|nil err
 function Client:perform(spec)
   if spec.query and spec.query.markAsRead then self.marks = self.marks + 1 end
-  if self.stepper then return self.stepper(self, spec) end
-  return self.core:perform(spec)
+  local req, err = self.core:request(spec)
+  if not req then return nil, err end
+  return driver.run(req, self.host_sleep)
+end
+
+--- Seconds on the client's clock (the `clock` option, else monotonic).
+---@return number seconds
+function Client:now()
+  return self.core:now()
+end
+
+--- Sleeps the client's way: the class's host_sleep, else the `sleep` option (else
+--- core.sleep, which a trapped Ctrl-C cuts short).
+---@param seconds number
+---@return nil
+function Client:sleep(seconds)
+  if self.host_sleep then return self.host_sleep(seconds) end
+  return self.core:sleep(seconds)
 end
 
 --- A `warning` log event: something the gateway did that is not an error.
@@ -151,15 +163,10 @@ end
 ---@return string|nil token
 ---@return number|as2gateway.Error expiry ms since the epoch, or the error
 function Client:authorize()
-  if self.stepper then -- logs in through the same non-blocking loop as any request
-    local ok, err = self:perform { login = true }
-    if not ok then return nil, err end
-    local token, expiry = self.core:token()
-    return token, integers(expiry)
-  end
-  local token, expiry = self.core:authorize()
-  if not token then return nil, expiry end
-  return token, integers(expiry)
+  local ok, err = self:perform { login = true } -- through the same driver as any request
+  if not ok then return nil, err end
+  local token, expiry = self.core:token()
+  return token, expiry
 end
 
 --- The token the client holds now (no request): token, expiry (integer ms since the

@@ -88,7 +88,7 @@ function W.wait(self, target, opts)
   ptype = partner_type(opts.partnerType) or ptype
   local timeout = opts.timeout or 300
   local grace, settle = opts.grace or 30, opts.settle or 10
-  local start = self.clock()
+  local start = self:now()
   local deadline = start + timeout
   local delay, max_delay = opts.initial or 2, opts.interval or 30
   local seen, last, last_state = false, nil, nil
@@ -109,11 +109,11 @@ function W.wait(self, target, opts)
   end
 
   while true do
-    local now = self.clock()
+    local now = self:now()
     if now >= deadline then break end
-    self.sleep(min(delay, deadline - now))
+    self:sleep(min(delay, deadline - now))
     delay = min(delay * 1.5, max_delay)
-    now = self.clock()
+    now = self:now()
     local msg, e = self:get("sent", id)
     if msg then
       learn(msg)
@@ -324,7 +324,7 @@ local function resolve_group(self, group, opts, out)
   -- after a failed attempt, or queued where a gateway gives them; one in no list any
   -- more was stopped or deleted before it went out: not a message that reached the
   -- partner (and if it is only being sent, the proof of absence below still sees it)
-  local deadline = self.clock() + (opts.timeout or DEFAULT_RESOLVE_TIMEOUT)
+  local deadline = self:now() + (opts.timeout or DEFAULT_RESOLVE_TIMEOUT)
   local decided = {} -- ID -> {m =, kind =} | false
   local function undecided(g)
     for _, id in ipairs(g.maybe) do
@@ -355,7 +355,7 @@ local function resolve_group(self, group, opts, out)
   local function settle_maybes()
     local delay = 2
     while any_undecided() do
-      local now = self.clock()
+      local now = self:now()
       if now >= deadline then
         local rest = {}
         for _, g in ipairs(open_) do
@@ -374,7 +374,7 @@ local function resolve_group(self, group, opts, out)
         open_ = rest
         return true
       end
-      self.sleep(min(delay, deadline - now))
+      self:sleep(min(delay, deadline - now))
       delay = min(delay * 2, 15)
       for _, g in ipairs(open_) do
         for _, id in ipairs(g.maybe) do
@@ -414,7 +414,7 @@ local function resolve_group(self, group, opts, out)
   -- then it may not be enqueued yet
   local t_queue
   while true do
-    t_queue = self.clock()
+    t_queue = self:now()
     local wall = os.time()
     list = listing("queued")
     if not list then return end
@@ -432,13 +432,13 @@ local function resolve_group(self, group, opts, out)
     for _, g in ipairs(open_) do latest = max(latest, g.arrival) end
     if wall >= latest then break end
     local wait = latest - os.time()
-    if wait > 0 then self.sleep(wait) end
+    if wait > 0 then self:sleep(wait) end
   end
 
   -- the proof of absence: a send still in progress at t_queue has ended since
   local wait_until = t_queue + (opts.max_processing or DEFAULT_MAX_PROCESSING)
-  local now = self.clock()
-  if now < wait_until then self.sleep(wait_until - now) end
+  local now = self:now()
+  if now < wait_until then self:sleep(wait_until - now) end
   list = listing("sent")
   if not list then return end
   take(list, "sent")
