@@ -9,7 +9,7 @@
 -- refused whole; nothing replaces a file that this download did not write itself
 -- (unless asked to).
 local core = require "as2gateway.core"
-local cjson = require "cjson.safe"
+local json = require "as2gateway.json"
 local err = require("as2gateway.util").err
 
 local ipairs, pairs, type, tostring = ipairs, pairs, type, tostring
@@ -443,7 +443,7 @@ local function fetch(state, pending)
     method = "POST", path = batch_path(),
     query = state.mark and { markAsRead = true } or nil,
     headers = { ["Content-Type"] = "application/json" },
-    body = cjson.encode(pending), to_file = zip_path, no_clobber = true,
+    body = json.encode(pending), to_file = zip_path, no_clobber = true,
   }
   if not res then return nil, e, e.kind == "io" end
   -- an index past the IDs asked for makes the whole answer suspect: checked before

@@ -3,7 +3,6 @@
 -- progress bars when stderr is a terminal, documented exit codes, and the password
 -- never on the command line.
 local argparse = require "argparse"
-local cjson = require "cjson.safe"
 local json = require "as2gateway.json"
 local as2gateway = require "as2gateway"
 local core = as2gateway.core
@@ -213,7 +212,7 @@ local function read_token(cfg)
   local _, path = cache_path(cfg)
   local f = path and io.open(path, "rb")
   if not f then return nil end
-  local t = cjson.decode(f:read("a") or "")
+  local t = core.decode_json(f:read("a") or "")
   f:close()
   if type(t) ~= "table" or t.url ~= cfg.url or t.username ~= cfg.username
      or type(t.token) ~= "string" or type(t.expiry) ~= "number" then
@@ -239,7 +238,7 @@ local function save_token(cfg, token, expiry)
   local dir, path = cache_path(cfg)
   if not dir then return nil, core.error("io", "cannot cache the token: " .. NO_HOME) end
   mkdirs(dir) -- $XDG_CACHE_HOME need not exist yet
-  return core.write_private(path, cjson.encode { url = cfg.url, username = cfg.username,
+  return core.write_private(path, json.encode { url = cfg.url, username = cfg.username,
     token = token, expiry = expiry })
 end
 

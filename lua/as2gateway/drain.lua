@@ -8,7 +8,7 @@
 -- journal entry is left unfinished (the next drain fetches it again) and, when the
 -- gateway may have marked it read, it is marked unread again.
 local core = require "as2gateway.core"
-local cjson = require "cjson.safe"
+local json = require "as2gateway.json"
 local batch = require "as2gateway.batch"
 local util = require "as2gateway.util"
 local journal = require "as2gateway.journal"
@@ -34,7 +34,7 @@ local function read_journal(path)
   for _, line in ipairs(journal.lines(path) or {}) do
     local step, rest = line:match("^(%a+) (.+)$")
     if step == "fetch" then
-      local msg = util.integers(cjson.decode(rest))
+      local msg = core.decode_json(rest)
       if type(msg) == "table" and type(msg.as2MessageId) == "string" then
         local id = msg.as2MessageId
         if not state[id] then order[#order + 1] = id end
@@ -42,7 +42,7 @@ local function read_journal(path)
       end
     elseif step == "stored" or FINAL[step] then
       -- journals of earlier versions wrote the ID bare
-      local id = rest:sub(1, 1) == '"' and cjson.decode(rest) or rest
+      local id = rest:sub(1, 1) == '"' and core.decode_json(rest) or rest
       if type(id) == "string" and state[id] then state[id].stage = step end
     end
   end
@@ -50,7 +50,7 @@ local function read_journal(path)
 end
 
 local function step_line(step, id)
-  return step .. " " .. cjson.encode(id)
+  return step .. " " .. json.encode(id)
 end
 
 local function append(path, lines)
@@ -210,7 +210,7 @@ local function drain_locked(self, opts, summary)
     local lines = {}
     for _, id in ipairs(ids) do
       if state[id].stage == "new" then
-        lines[#lines + 1] = "fetch " .. cjson.encode(state[id].msg)
+        lines[#lines + 1] = "fetch " .. json.encode(state[id].msg)
       end
     end
     if #lines == 0 then return true end

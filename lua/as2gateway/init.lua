@@ -4,9 +4,9 @@
 -- users run. Entities are plain tables with the API's own field names; query
 -- parameters keep the API's names. See README.md and docs/core.md.
 local core = require "as2gateway.core"
-local cjson = require "cjson.safe"
 local driver = require "as2gateway.driver"
 local files = require "as2gateway.files"
+local json = require "as2gateway.json"
 local util = require "as2gateway.util"
 
 local setmetatable, type, pairs, ipairs, error = setmetatable, type, pairs, ipairs, error
@@ -193,7 +193,7 @@ Client.__close = Client.close
 
 -- The shapes answers must have, checked where they come in (json_call): an answer of
 -- another shape is `nil, err` of kind protocol, never a Lua error further on. Each
--- returns nil when `v` fits, or what is wrong. lua-cjson decodes [] and {} alike.
+-- returns nil when `v` fits, or what is wrong. The decoder gives [] and {} alike.
 local function is_object(v)
   if type(v) ~= "table" then return false end
   for k in pairs(v) do
@@ -448,7 +448,7 @@ function Client:delete(kind, id_or_ids)
       chunk[#chunk + 1] = id_or_ids[i]
     end
     local ack, err = json_call(self, { method = "DELETE", path = { _M.DELETE_PREFIX, kind },
-      headers = { ["Content-Type"] = "application/json" }, body = cjson.encode(chunk) },
+      headers = { ["Content-Type"] = "application/json" }, body = json.encode(chunk) },
       "object")
     if not ack then return nil, err, total end
     local n = type(ack.message) == "string" and tonumber(ack.message:match("(%d+)"))
@@ -507,7 +507,7 @@ function Client:send(station, partner, list, params)
   if not res then return nil, err end
   -- a 2xx is the gateway taking the message: a success, whatever its body (reporting
   -- it as a failure would invite a duplicate resend); what is missing is a warning
-  local ack = cjson.decode(res.body or "")
+  local ack = core.decode_json(res.body or "")
   local message = type(ack) == "table" and type(ack.message) == "string" and ack.message or nil
   if not message or not res.link then
     self:warn { method = "POST", path = "/" .. table.concat(spec.path, "/"), status = res.status,

@@ -3,7 +3,7 @@
 -- decides whether a send of unknown outcome was enqueued, and client:send_dir(...)
 -- sends a folder exactly once, with a journal (see "The outbound journal" below).
 local core = require "as2gateway.core"
-local cjson = require "cjson.safe"
+local json = require "as2gateway.json"
 local util = require "as2gateway.util"
 local journal = require "as2gateway.journal"
 
@@ -558,7 +558,7 @@ local function read_journal(path)
   if not lines then return nil, e end
   local records, order = {}, {}
   for _, line in ipairs(lines) do
-    local v = cjson.decode(line)
+    local v = core.decode_json(line)
     local n = type(v) == "table" and tointeger(v.n)
     if n then
       local r = records[n]
@@ -569,7 +569,7 @@ local function read_journal(path)
       end
       for k, x in pairs(v) do
         if k ~= "op" and k ~= "n" then
-          if x == cjson.null then r[k] = nil else r[k] = x end
+          if x == json.null then r[k] = nil else r[k] = x end
         end
       end
     end
@@ -579,10 +579,6 @@ local function read_journal(path)
     local r = records[n]
     if type(r.files) == "table" and type(r.station) == "string" and type(r.partner) == "string"
        and type(r.time) == "number" then
-      for _, f in ipairs(r.files) do
-        if type(f) == "table" then f.size = tointeger(f.size) or f.size end
-      end
-      r.time = tointeger(r.time) or r.time
       r.state = r.state or "pending"
       list[#list + 1] = r
     end
@@ -648,7 +644,7 @@ local function run(self, o)
   if not records then return nil, nlines, report end
   local function append(lines)
     local encoded = {}
-    for i, l in ipairs(lines) do encoded[i] = cjson.encode(l) end
+    for i, l in ipairs(lines) do encoded[i] = json.encode(l) end
     local done, werr = journal.append(jpath, encoded)
     if done then nlines = nlines + #lines end
     return done, werr
@@ -685,7 +681,7 @@ local function run(self, o)
         r.state, r.as2MessageId = "sent", res.message.as2MessageId
         claimed[r.as2MessageId] = true
         lines[#lines + 1] = { n = r.n, op = "resolved", state = "sent",
-          as2MessageId = r.as2MessageId, found = res.where, error = cjson.null }
+          as2MessageId = r.as2MessageId, found = res.where, error = json.null }
       elseif res.absent then
         r.state = "unsent"
         lines[#lines + 1] = { n = r.n, op = "resolved", state = "unsent", found = "absent" }
@@ -799,7 +795,7 @@ local function run(self, o)
       local lines = {}
       for i, rec in ipairs(fresh) do
         rec.op = "record"
-        lines[i] = cjson.encode(rec)
+        lines[i] = json.encode(rec)
       end
       journal.replace(jpath, lines)
     end

@@ -46,27 +46,6 @@ function U.check_target(path, overwrite)
   return true
 end
 
--- lua-cjson under Lua 5.4 decodes every number as a float; the API's numbers are
--- integers (timestamps, sizes, counts), so give them back as integers. In place;
--- returns v. (Nothing to do where there are no integers, as on LuaJIT.)
-local tointeger = math.tointeger
-local function integers(v)
-  if not tointeger then return v end
-  if type(v) == "number" then return tointeger(v) or v end
-  if type(v) == "table" then
-    for k, x in pairs(v) do
-      if type(x) == "number" then
-        local i = tointeger(x)
-        if i then v[k] = i end
-      elseif type(x) == "table" then
-        integers(x)
-      end
-    end
-  end
-  return v
-end
-U.integers = integers
-
 --- The one bound on listings that depend on the server to end: a loop over pages
 --- calls guard:page(fresh) after each page it goes on from, with how many of its
 --- records it had not seen before. MAX_STALE_PAGES pages in a row that bring nothing

@@ -4,9 +4,10 @@ local state = require "as2gateway.sandbox.state"
 local http = require "as2gateway.sandbox.http"
 local multipart = require "as2gateway.sandbox.multipart"
 local zip = require "as2gateway.sandbox.zip"
-local cjson = require "cjson"
-
-cjson.encode_number_precision(14) -- enough for 13-digit millisecond timestamps
+-- a private instance: its settings are no other module's business (lua-cjson's are
+-- per instance); 14 digits hold 13-digit millisecond timestamps
+local cjson = require("cjson").new()
+cjson.encode_number_precision(14)
 
 local array, message = http.array, http.message
 local floor = math.floor
