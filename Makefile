@@ -42,7 +42,7 @@ bench-deps: deps
 # The C core, built once per Lua ABI: Lua 5.4 and LuaJIT (OpenResty). No -llua: the
 # interpreter provides the Lua API.
 CORE_SRC := $(addprefix csrc/,buf.c error.c check.c clock.c json.c headers.c url.c quota_window.c \
-              quota_hooks.c auth.c stream.c curl_transport.c client.c fs.c lock.c sha256.c \
+              quota_hooks.c auth.c stream.c curl_transport.c client.c fs.c names.c lock.c sha256.c \
               unzip.c interrupt.c lua/lhelpers.c lua/lerror.c lua/lclient.c lua/lrequest.c \
               lua/ljson.c lua/lfiles.c lua/lsys.c lua/lzip.c lua/llock.c lua/lcore.c)
 CORE_HDR := $(wildcard csrc/*.h csrc/lua/*.h)
@@ -135,7 +135,8 @@ fuzz: deps
 	@set -e; for t in $(FUZZ_TARGETS); do \
 	  case $$t in *_jit) src=$${t%_jit} lua=luajit leaks=0 ;; *) src=$$t lua=lua5.4 leaks=1 ;; esac; \
 	  clang $(FUZZ_FLAGS) -Icsrc $$(pkg-config --cflags $$lua) csrc/fuzz/fuzz_$$src.c \
-	    csrc/headers.c csrc/json.c csrc/error.c csrc/lua/ljson.c csrc/lua/lerror.c \
+	    csrc/headers.c csrc/names.c csrc/fs.c csrc/json.c csrc/error.c csrc/lua/ljson.c \
+	    csrc/lua/lerror.c \
 	    -o build/fuzz/fuzz_$$t \
 	    $$(pkg-config --libs $$lua) -lm; \
 	  mkdir -p build/fuzz/corpus_$$t; \

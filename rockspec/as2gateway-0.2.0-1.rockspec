@@ -39,6 +39,7 @@ build = {
         "csrc/buf.c", "csrc/error.c", "csrc/check.c", "csrc/clock.c", "csrc/json.c",
         "csrc/headers.c", "csrc/url.c", "csrc/quota_window.c", "csrc/quota_hooks.c",
         "csrc/auth.c", "csrc/stream.c", "csrc/curl_transport.c", "csrc/client.c", "csrc/fs.c",
+        "csrc/names.c",
         "csrc/lock.c", "csrc/sha256.c", "csrc/unzip.c", "csrc/interrupt.c",
         "csrc/lua/lhelpers.c", "csrc/lua/lerror.c", "csrc/lua/lclient.c", "csrc/lua/lrequest.c",
         "csrc/lua/ljson.c", "csrc/lua/lfiles.c", "csrc/lua/lsys.c", "csrc/lua/lzip.c",

@@ -4,11 +4,13 @@
 #include "lfiles.h"
 
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "fs.h"
-#include "headers.h"
 #include "lerror.h"
 #include "lhelpers.h"
+#include "names.h"
 #include "sha256.h"
 
 static const char *check_path(lua_State *L, int idx)
@@ -147,7 +149,9 @@ static int l_random_hex(lua_State *L)
     return 1;
 }
 
-/* core.sanitize_filename(name) -> a name safe as one path component (headers.h). */
+/* Names (names.h) ------------------------------------------------------------------ */
+
+/* core.sanitize_filename(name) -> a name safe as one path component. */
 static int l_sanitize_filename(lua_State *L)
 {
     size_t len;
@@ -155,6 +159,51 @@ static int l_sanitize_filename(lua_State *L)
     char out[A2G_NAME_MAX + 1];
     size_t n = a2g_sanitize_filename(s, len, out);
     lua_pushlstring(L, out, n);
+    return 1;
+}
+
+/* core.name_variant(name, n) -> the n-th name to try for `name`: itself, then
+ * "stem (n).ext", within NAME_MAX. */
+static int l_name_variant(lua_State *L)
+{
+    const char *name = a2g_checktext(L, 1, A2G_TEXT_PATH, "name");
+    lua_Integer n = luaL_checkinteger(L, 2);
+    luaL_argcheck(L, n >= 1 && n <= 1000000, 2, "from 1 to 1000000");
+    char out[A2G_NAME_MAX + 1];
+    size_t len = a2g_name_variant(name, (int)n, out);
+    lua_pushlstring(L, out, len);
+    return 1;
+}
+
+/* core.temp_path(dir, purpose[, suffix]) -> "<dir>/.as2g-<purpose>-<16 hex><suffix>", a
+ * temporary file of the Lua layer's (the purpose a lower-case word). */
+static int l_temp_path(lua_State *L)
+{
+    const char *dir = check_path(L, 1);
+    const char *purpose = luaL_checkstring(L, 2);
+    const char *suffix = luaL_optstring(L, 3, "");
+    for (const char *p = purpose; *p; p++)
+        luaL_argcheck(L, *p >= 'a' && *p <= 'z', 2, "a lower-case word expected");
+    luaL_argcheck(L, !strchr(suffix, '/'), 3, "a suffix without '/' expected");
+    unsigned char raw[8];
+    char hex[17];
+    if (a2g_random_bytes(raw, sizeof raw) != 0)
+        return luaL_error(L, "as2gateway: /dev/urandom is not readable");
+    for (size_t i = 0; i < sizeof raw; i++)
+        snprintf(hex + 2 * i, 3, "%02x", raw[i]);
+    char *path = a2g_temp_name(dir, purpose, hex, suffix);
+    if (!path)
+        return luaL_error(L, "out of memory");
+    lua_pushstring(L, path);
+    free(path);
+    return 1;
+}
+
+/* core.is_leftover(name) -> whether a file name is a temporary file a killed download
+ * left behind (and only then may a clean-up remove it). */
+static int l_is_leftover(lua_State *L)
+{
+    lua_pushboolean(L, a2g_is_leftover(luaL_checkstring(L, 1)));
     return 1;
 }
 
@@ -169,10 +218,15 @@ static const luaL_Reg functions[] = {
     { "sha256_file", l_sha256_file },
     { "random_hex", l_random_hex },
     { "sanitize_filename", l_sanitize_filename },
+    { "name_variant", l_name_variant },
+    { "temp_path", l_temp_path },
+    { "is_leftover", l_is_leftover },
     { NULL, NULL }
 };
 
 void a2g_open_files(lua_State *L)
 {
     luaL_setfuncs(L, functions, 0);
+    lua_pushinteger(L, A2G_NAME_MAX);
+    lua_setfield(L, -2, "NAME_MAX");
 }

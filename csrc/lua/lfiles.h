@@ -1,8 +1,6 @@
 /* Files for the Lua layer, which Lua alone cannot do safely: fsync, mkdir, stat, a
- * sorted listing, durable appends, private files, SHA-256, random bytes, and the names
- * the library gives files (the sanitiser): core.fsync, core.mkdir, core.stat,
- * core.listdir, core.append, core.write_private, core.sha256, core.sha256_file,
- * core.random_hex, core.sanitize_filename. */
+ * sorted listing, durable appends, private files, SHA-256, random bytes; and the
+ * names the library gives files (names.h). */
 #ifndef A2G_LFILES_H
 #define A2G_LFILES_H
 

@@ -63,15 +63,11 @@ end
 
 -- A drain killed mid-download leaves its temporary files behind (hidden, so no one
 -- mistakes them for attachments); the rerun removes them, under the folder's lock.
-local function is_leftover(name)
-  return name:match("^%..+%.part$") or name:match("^%.as2g%-batch%-%x+%.zip$")
-    or name:match("^%.as2g%-error%-%x+$")
-end
-
+-- Which names those are is the core's to say (core.is_leftover), as it names them.
 local function remove_leftovers(dir, depth)
   for _, n in ipairs(core.listdir(dir) or {}) do
     local path = dir .. "/" .. n
-    if is_leftover(n) then
+    if core.is_leftover(n) then
       os.remove(path)
     elseif (depth or 0) == 0 and n:sub(1, 1) ~= "." and core.stat(path) == "dir" then
       remove_leftovers(path, 1)

@@ -602,17 +602,6 @@ local function classify(e)
   return "unknown", false -- unknown_outcome, io, protocol, anything new
 end
 
--- "invoice.xml" -> "invoice (2).xml", ...: a path in `dir` not taken yet.
-local function free_name(dir, name)
-  if core.stat(dir .. "/" .. name) == nil then return dir .. "/" .. name end
-  local base, ext = name:match("^(.+)(%.[^.]+)$")
-  if not base then base, ext = name, "" end
-  for i = 2, 10000 do
-    local p = ("%s/%s (%d)%s"):format(dir, base, i, ext)
-    if core.stat(p) == nil then return p end
-  end
-end
-
 -- The files to send: regular, non-hidden files of `dir` in name order, each with its
 -- size, digest and key; and those that cannot be read.
 local function scan(dir)
@@ -725,7 +714,7 @@ local function run(self, o)
     local ok, e = core.mkdir(move_to)
     if not ok then return nil, e end
     if core.sha256_file(f.path) ~= f.sha256 then return true end
-    local target = free_name(move_to, f.name)
+    local target = util.free_path(move_to, f.name) -- "invoice (2).xml" when taken
     if not target then return nil, err("io", "no free name for %s in %s", f.name, move_to) end
     local moved, merr = os.rename(f.path, target)
     if not moved then

@@ -28,6 +28,23 @@ function U.check_opts(opts, allowed, what, level)
   end
 end
 
+--- A path in `dir` for `name` or its first variant ("name (2).ext", ...: the core's
+--- rule, core.name_variant, the one the core's own downloads into folders follow) for
+--- which `usable(path, variant)` is true - by default, that nothing is there (a
+--- stat: a file that appears meanwhile is the writer's no_clobber to refuse). The
+--- path and the variant, or nil when 10,000 were taken.
+function U.free_path(dir, name, usable)
+  for n = 1, 10000 do
+    local variant = core.name_variant(name, n)
+    local path = dir .. "/" .. variant
+    if usable then
+      if usable(path, variant) then return path, variant end
+    elseif core.stat(path) == nil then
+      return path, variant
+    end
+  end
+end
+
 --- Whether a download can be stored at `path`, a file path, before any request is
 --- made (a missing folder found after 10 MB went over the wire costs the transfer and
 --- the request): its folder must exist, and the file must not, unless `overwrite`.
