@@ -138,9 +138,6 @@ local function accepted()
     for body, name in text:gmatch("check_opts%(%s*[%w_]+%s*,%s*(%b{}),%s*\"([%w_]+)\"") do
       found[name] = A.keys(body)
     end
-    if what:match("batch%.lua$") then
-      found.download_batch = A.keys(text:match("local allowed = (%b{})"))
-    end
   end
   local list = A.keys(init:match("local LIST_PARAMS = (%b{})"))
   for k in pairs(A.keys(init:match("local QUEUED_PARAMS = (%b{})"))) do list[k] = true end

@@ -380,13 +380,9 @@ local function new_state(client, opts)
   if type(opts) ~= "table" or type(opts.to) ~= "string" then
     error("download_batch: opts.to (a folder) is required", 3)
   end
-  local allowed = { to = true, markAsRead = true, overwrite = true, max_entry_bytes = true,
-    on_done = true, before_fetch = true, records = true }
-  for k in pairs(opts) do
-    if not allowed[k] then
-      error(("download_batch: unknown option '%s'"):format(tostring(k)), 3)
-    end
-  end
+  util.check_opts(opts, { to = true, markAsRead = true, overwrite = true,
+    max_entry_bytes = true, on_done = true, before_fetch = true, records = true },
+    "download_batch", 4)
   if core.stat(opts.to) ~= "dir" then
     return nil, err("invalid", "%s is not a folder", opts.to)
   end

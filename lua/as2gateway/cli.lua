@@ -4,6 +4,7 @@
 -- never on the command line.
 local argparse = require "argparse"
 local json = require "as2gateway.json"
+local util = require "as2gateway.util"
 local as2gateway = require "as2gateway"
 local core = as2gateway.core
 
@@ -236,7 +237,7 @@ end
 
 local function save_token(cfg, token, expiry)
   local dir, path = cache_path(cfg)
-  if not dir then return nil, core.error("io", "cannot cache the token: " .. NO_HOME) end
+  if not dir then return util.fail("io", "cannot cache the token: %s", NO_HOME) end
   mkdirs(dir) -- $XDG_CACHE_HOME need not exist yet
   return core.write_private(path, json.encode { url = cfg.url, username = cfg.username,
     token = token, expiry = expiry })

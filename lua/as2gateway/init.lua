@@ -46,12 +46,6 @@ local QUEUED_PARAMS = { sortCol = true, sortDir = true, partnerType = true, page
 ---@field context? string with the gateway's message: what failed ("not found")
 ---@field status? integer HTTP status, when there was an answer
 
---- An `invalid` error, for what the caller can fix (nothing was sent).
-local function invalid(fmt, ...)
-  return nil, core.error("invalid", fmt:format(...))
-end
-_M.invalid = invalid
-
 local function check_kind(kind, allowed, what)
   if not allowed[kind] then
     local names = {}
@@ -71,9 +65,7 @@ end
 local function check_params(params, allowed, what)
   if params == nil then return {} end
   if type(params) ~= "table" then error(what .. ": params must be a table", 3) end
-  for k in pairs(params) do
-    if not allowed[k] then error(("%s: unknown parameter '%s'"):format(what, tostring(k)), 3) end
-  end
+  util.check_opts(params, allowed, what, 4, "parameter")
   return params
 end
 
@@ -243,8 +235,10 @@ local function json_call(self, spec, shape)
   local v = res.json
   local wanted = SHAPES[shape](v)
   if wanted then
-    return nil, core.error("protocol", ("the gateway's answer to %s %s is not %s"):format(
-      spec.method or "GET", table.concat(spec.path, "/"), wanted), res.status)
+    local e = util.err("protocol", "the gateway's answer to %s %s is not %s",
+      spec.method or "GET", table.concat(spec.path, "/"), wanted)
+    e.status = res.status
+    return nil, e
   end
   -- one value on success: a second one would read as an error to `if err then`
   return v
@@ -454,8 +448,8 @@ function Client:delete(kind, id_or_ids)
     local n = type(ack.message) == "string" and tonumber(ack.message:match("(%d+)"))
     if not n then
       -- the IDs were sent: some may be gone, but the answer does not say how many
-      return nil, core.error("protocol", ("the gateway's answer to a bulk delete does not "
-        .. "say how many were deleted: %s"):format(tostring(ack.message))), total
+      return nil, util.err("protocol", "the gateway's answer to a bulk delete does not say "
+        .. "how many were deleted: %s", tostring(ack.message)), total
     end
     total = total + n
   end
@@ -609,8 +603,7 @@ function Client:mdn_report(kind, id)
   end }
   if not res then return nil, err end
   if size > mdn.MAX_BYTES then
-    return nil, core.error("protocol", ("the MDN of %s is over %d bytes"):format(id,
-      mdn.MAX_BYTES))
+    return util.fail("protocol", "the MDN of %s is over %d bytes", id, mdn.MAX_BYTES)
   end
   return mdn.parse(table.concat(chunks))
 end
@@ -630,7 +623,7 @@ function Client:_fetch(kind, path, opts)
     return require("as2gateway.batch").download_all(self, spec, opts.to, opts.overwrite)
   end
   if not into_dir then -- before the transfer, not after it
-    local ok, err = require("as2gateway.util").check_target(opts.to, opts.overwrite)
+    local ok, err = util.check_target(opts.to, opts.overwrite)
     if not ok then return nil, err end
   end
   if into_dir then

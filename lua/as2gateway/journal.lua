@@ -12,8 +12,10 @@ local concat = table.concat
 
 local M = {}
 
+local fail = require("as2gateway.util").fail
+
 local function io_error(fmt, ...)
-  return nil, core.error("io", fmt:format(...))
+  return fail("io", fmt, ...)
 end
 
 local function folder_of(path)

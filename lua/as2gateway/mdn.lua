@@ -4,7 +4,7 @@
 -- boundary line, a multipart/signed wrapper around the report, or the disposition
 -- fields alone; CRLF or bare LF line ends. Pure Lua; the payload is bytes from the
 -- partner, so nothing in it is trusted: every failure is `nil, err` (kind protocol).
-local core = require "as2gateway.core"
+local fail = require("as2gateway.util").fail
 
 local type, ipairs, tonumber = type, ipairs, tonumber
 local concat = table.concat
@@ -16,7 +16,7 @@ local M = {
 }
 
 local function protocol(fmt, ...)
-  return nil, core.error("protocol", "MDN: " .. fmt:format(...))
+  return fail("protocol", "MDN: " .. fmt, ...)
 end
 
 -- Header blocks ---------------------------------------------------------------------------

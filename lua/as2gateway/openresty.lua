@@ -11,6 +11,7 @@
 -- Use it where ngx_lua may yield: content, access and rewrite phases, and timers.
 local as2gateway = require "as2gateway"
 local driver = require "as2gateway.driver"
+local util = require "as2gateway.util"
 
 local ngx = ngx
 local setmetatable, type, pairs, ipairs, tostring, tonumber =
@@ -148,7 +149,7 @@ function Shared:sync_token(client)
       ngx.sleep(0.01)
     end
   end
-  return nil, as2gateway.core.error("auth", "no token appeared in the shared dict in time")
+  return util.fail("auth", "no token appeared in the shared dict in time")
 end
 
 -- After a request: a token the client obtained (a renewal after a 401, say) becomes

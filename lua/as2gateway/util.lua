@@ -1,5 +1,7 @@
 --- as2gateway.util: the small helpers every pure-Lua module of the client shares:
--- run-time errors as `as2gateway.Error` values, and the check that raises on misuse.
+-- run-time errors as `as2gateway.Error` values (err, fail, invalid: the one way to
+-- make one), the one check of option tables that raises on misuse, free names on disk
+-- and the bound on listings.
 local core = require "as2gateway.core"
 
 local type, pairs, tostring, error = type, pairs, tostring, error
@@ -11,19 +13,25 @@ function U.err(kind, fmt, ...)
   return core.error(kind, fmt:format(...))
 end
 
+--- `nil, err`: a run-time failure of a stable kind, for `return util.fail(...)`.
+function U.fail(kind, fmt, ...)
+  return nil, core.error(kind, fmt:format(...))
+end
+
 --- `nil, err` of kind "invalid": what the caller can fix, nothing was sent.
 function U.invalid(fmt, ...)
   return nil, core.error("invalid", fmt:format(...))
 end
 
 --- Raises at the caller's caller (level 3) unless `opts` is a table holding only
---- `allowed` keys: an unknown option is misuse, never silently ignored.
-function U.check_opts(opts, allowed, what, level)
+--- `allowed` keys: an unknown option is misuse, never silently ignored. `noun` names
+--- the keys in the message ("option"; "parameter" for the API's query parameters).
+function U.check_opts(opts, allowed, what, level, noun)
   level = level or 3
   if type(opts) ~= "table" then error(what .. ": options table expected", level) end
   for k in pairs(opts) do
     if not allowed[k] then
-      error(("%s: unknown option '%s'"):format(what, tostring(k)), level)
+      error(("%s: unknown %s '%s'"):format(what, noun or "option", tostring(k)), level)
     end
   end
 end
@@ -53,12 +61,11 @@ function U.check_target(path, overwrite)
   local parent = path:match("^(.*)/[^/]*$") or "."
   if parent == "" then parent = "/" end
   if core.stat(parent) ~= "dir" then
-    return nil, core.error("io", ("cannot store the download in %s: %s is not a folder")
-      :format(path, parent))
+    return U.fail("io", "cannot store the download in %s: %s is not a folder", path, parent)
   end
   if core.stat(path) and not overwrite then
-    return nil, core.error("io", ("cannot store the download in %s: the file exists "
-      .. "(overwrite replaces it)"):format(path))
+    return U.fail("io", "cannot store the download in %s: the file exists (overwrite "
+      .. "replaces it)", path)
   end
   return true
 end
@@ -88,9 +95,9 @@ function Guard:page(fresh)
   end
   self.stale = self.stale + 1
   if self.stale < U.MAX_STALE_PAGES then return true end
-  return nil, core.error("protocol", ("%s made no progress: %d pages in a row brought no "
-    .. "message not seen before (the gateway ignores pageOffset, or its totalRecords is "
-    .. "inconsistent)"):format(self.what, self.stale))
+  return U.fail("protocol", "%s made no progress: %d pages in a row brought no message not "
+    .. "seen before (the gateway ignores pageOffset, or its totalRecords is inconsistent)",
+    self.what, self.stale)
 end
 
 return U
