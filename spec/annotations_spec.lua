@@ -131,7 +131,7 @@ end
 local function accepted()
   local init = h.read_file("lua/as2gateway/init.lua")
   local found = {}
-  for what, text in pairs(sources()) do
+  for _, text in pairs(sources()) do
     for body, name in text:gmatch("check_params%(%s*[%w_]+%s*,(.-),%s*\"([%w_]+)\"%s*%)") do
       found[name] = found[name] or A.keys(body)
     end

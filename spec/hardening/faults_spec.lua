@@ -22,12 +22,7 @@ end
 
 local fault = h.fault
 
-local function now()
-  local p = io.popen("date +%s.%N")
-  local v = tonumber(p:read("a"))
-  p:close()
-  return v
-end
+local now = h.now
 
 local mkdtemp = h.mkdtemp
 
