@@ -13,8 +13,7 @@
  * ignored: returns 0 then, 1 when trapped. No SA_RESTART: a blocking read (a password
  * prompt) returns with EINTR. */
 int a2g_interrupt_trap(int on);
-/* The signal number that is pending (SIGINT), or 0. */
+/* The signal number that is pending (SIGINT), or 0: it stays pending (the host ends). */
 int a2g_interrupt_pending(void);
-void a2g_interrupt_clear(void);
 
 #endif
