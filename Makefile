@@ -1,5 +1,7 @@
-# as2gateway: build, test, lint, demo and install. Every target installs the Debian
-# packages it needs first (see `deps`), so a fresh Debian machine needs nothing else.
+# as2gateway: build, test, lint, demo and install. `deps` installs the Debian packages
+# the project needs; test, demo, lint, asan, fuzz and CI call it first, so a fresh
+# Debian machine needs nothing else. build and install never run apt-get: a missing
+# header fails them with the compiler's own message.
 
 LUA       ?= lua5.4
 PREFIX    ?= /usr/local
@@ -40,14 +42,14 @@ bench-deps: deps
 	$(call apt_install,$(BENCH_PACKAGES))
 
 # The C core, built once per Lua ABI: Lua 5.4 and LuaJIT (OpenResty). No -llua: the
-# interpreter provides the Lua API.
-CORE_SRC := $(addprefix csrc/,buf.c error.c check.c clock.c json.c headers.c url.c quota_window.c \
-              quota_hooks.c auth.c stream.c curl_transport.c client.c fs.c names.c lock.c sha256.c \
-              unzip.c interrupt.c lua/lhelpers.c lua/lerror.c lua/lclient.c lua/lrequest.c \
-              lua/ljson.c lua/lfiles.c lua/lsys.c lua/lzip.c lua/llock.c lua/lcore.c)
+# interpreter provides the Lua API. The one list of its sources is the rockspec's (a
+# spec holds it to csrc/); symbol visibility comes from the headers (#pragma GCC
+# visibility), so that any build exports luaopen_as2gateway_core alone.
+ROCKSPEC := $(wildcard rockspec/as2gateway-*.rockspec)
+CORE_SRC := $(shell grep -o 'csrc/[a-z0-9_/]*\.c' $(ROCKSPEC))
 CORE_HDR := $(wildcard csrc/*.h csrc/lua/*.h)
 CFLAGS   ?= -O2 -g
-CORE_CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -fPIC -fvisibility=hidden -Icsrc
+CORE_CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -fPIC -Icsrc
 CORE_LDLIBS := -lcurl -lzip
 CORE_54  := build/lua54/as2gateway/core.so
 CORE_JIT := build/luajit/as2gateway/core.so
@@ -61,7 +63,7 @@ $(STATE_TEST): $(TEST_SRC) $(CORE_HDR) $(wildcard csrc/test/*.h)
 	@mkdir -p $(@D)
 	$(CC) $(CORE_CFLAGS) $(CFLAGS) -Icsrc/test -o $@ $(TEST_SRC) $(LDFLAGS) $(CORE_LDLIBS)
 
-build: deps $(CORE_54) $(CORE_JIT) $(STATE_TEST)
+build: $(CORE_54) $(CORE_JIT) $(STATE_TEST)
 
 $(CORE_54): $(CORE_SRC) $(CORE_HDR)
 	@mkdir -p $(@D)
@@ -77,13 +79,13 @@ $(CORE_JIT): $(CORE_SRC) $(CORE_HDR)
 # they are set (eval "$$(bin/as2g-sandbox start)"), otherwise a fresh one for the run.
 SPECS := sh -c 'busted --run=default && busted --run=jit'
 
-test: build
+test: deps build
 	@if [ -n "$${AS2G_SANDBOX_SECRET:-}" ]; then $(SPECS); \
 	else bin/as2g-sandbox run -- $(SPECS); fi
 
 # The core's specs under valgrind's memcheck, and the state machine's own test: no
 # definite leaks, no invalid access.
-valgrind: build
+valgrind: deps build
 	$(call apt_install,valgrind)
 	valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite \
 	  $(STATE_TEST)
@@ -159,7 +161,7 @@ LUA_ENV := LUA_PATH="$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;;" \
            LUA_CPATH="$(CURDIR)/build/lua54/?.so;;"
 
 # The main job: build, start a sandbox, run the quickstart workflow, stop.
-demo: build
+demo: deps build
 	bin/as2g-sandbox run -- env $(LUA_ENV) $(LUA) examples/quickstart.lua
 
 bench: bench-sandbox bench-client bench-listing
@@ -169,19 +171,22 @@ bench-sandbox: bench-deps
 
 # The client's benchmarks, each against a fresh sandbox: streaming memory, rate limit
 # utilisation (about 20 s), and memory and descriptors over 10,000 clients/requests.
-bench-client: build
+bench-client: deps build
 	bin/as2g-sandbox run -- $(LUA) bench/memory.lua
 	bin/as2g-sandbox run -- $(LUA) bench/ratelimit.lua
 	bin/as2g-sandbox run -- $(LUA) bench/resources.lua
 
 # Listing speed and transfers against peers on one loopback nginx of its own
 # (bench/listing/run.sh: Python, C libcurl + lua-cjson, curl; callgrind counts).
-bench-listing: build bench-deps
+bench-listing: bench-deps build
 	bench/listing/run.sh
 
 # Installs the Lua 5.4 build under lib/lua/5.4 and the LuaJIT build (OpenResty)
-# under lib/lua/5.1, the Lua modules beside each, and the tools.
+# under lib/lua/5.1, and the tools; each Lua module only beside the interpreter that
+# can load it: as2g's cli.lua (Lua 5.3+) under 5.4, the sandbox (run by nginx's
+# LuaJIT) under 5.1, the rest under both.
 LUA_DIRS := 5.4:lua54 5.1:luajit
+LUA_ONLY_54 := lua/as2gateway/cli.lua
 
 # Only what the build made: no `deps`, so installing never runs apt-get (a missing
 # header fails the build with the compiler's own message instead).
@@ -192,10 +197,14 @@ install: $(CORE_54) $(CORE_JIT)
 	for pair in $(LUA_DIRS); do \
 	  v=$${pair%%:*}; b=$${pair#*:}; \
 	  lib=$(DESTDIR)$(PREFIX)/lib/lua/$$v; share=$(DESTDIR)$(PREFIX)/share/lua/$$v; \
-	  install -d $$lib/as2gateway $$share/as2gateway/sandbox && \
-	  install -m 0755 build/$$b/as2gateway/core.so $$lib/as2gateway/ && \
-	  install -m 0644 lua/as2gateway/*.lua $$share/as2gateway/ && \
-	  install -m 0644 lua/as2gateway/sandbox/*.lua $$share/as2gateway/sandbox/ || exit 1; \
+	  install -d $$lib/as2gateway $$share/as2gateway && \
+	  install -m 0755 build/$$b/as2gateway/core.so $$lib/as2gateway/ || exit 1; \
+	  if [ $$v = 5.4 ]; then mods="$(wildcard lua/as2gateway/*.lua)"; \
+	  else mods="$(filter-out $(LUA_ONLY_54),$(wildcard lua/as2gateway/*.lua))"; \
+	    install -d $$share/as2gateway/sandbox && \
+	    install -m 0644 lua/as2gateway/sandbox/*.lua $$share/as2gateway/sandbox/ || exit 1; \
+	  fi; \
+	  install -m 0644 $$mods $$share/as2gateway/ || exit 1; \
 	done
 
 uninstall:

@@ -3,6 +3,8 @@
 #ifndef A2G_ERROR_H
 #define A2G_ERROR_H
 
+#pragma GCC visibility push(hidden)
+
 #define A2G_KINDS(X)                                                                  \
     X(OK,              "ok")              /* no error */                              \
     X(AUTH,            "auth")            /* authentication failed */                 \
@@ -40,5 +42,7 @@ const char *a2g_kind_name(a2g_kind kind);
 /* Sets the error (printf-style message); returns -1 for `return a2g_fail(...)`. */
 int a2g_fail(a2g_error *err, a2g_kind kind, long status, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+
+#pragma GCC visibility pop
 
 #endif

@@ -9,6 +9,8 @@
 
 #include "error.h"
 
+#pragma GCC visibility push(hidden)
+
 int a2g_fsync_path(const char *path, a2g_error *err);
 /* Creates one directory (mode 0777 & ~umask); an existing directory is success. */
 int a2g_mkdir(const char *path, a2g_error *err);
@@ -34,5 +36,7 @@ int a2g_listdir(const char *path, int (*fn)(void *ud, const char *name), void *u
 
 /* n bytes from /dev/urandom: 0, or -1 when it cannot be read. */
 int a2g_random_bytes(void *buf, size_t n);
+
+#pragma GCC visibility pop
 
 #endif

@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <time.h>
 
+#pragma GCC visibility push(hidden)
+
 /* Retry-After: delta-seconds or an HTTP-date (IMF-fixdate, RFC 850, asctime).
  * Stores the wait in seconds (>= 0, at most cap_s) relative to `now` and returns 0;
  * returns -1 when the value is neither. */
@@ -25,5 +27,6 @@ char *a2g_parse_link(const char *value);
  * `len` receives its length (it may hold NUL bytes from %00). */
 char *a2g_disposition_filename(const char *value, size_t *len);
 
+#pragma GCC visibility pop
 
 #endif

@@ -11,6 +11,8 @@
 #include "buf.h"
 #include "error.h"
 
+#pragma GCC visibility push(hidden)
+
 /* A reader fills buf with up to n bytes and returns how many; 0 is the end. It sets
  * *failed (and returns 0) to abort the transfer. */
 typedef size_t (*a2g_read_fn)(void *ud, char *buf, size_t n, int *failed);
@@ -103,5 +105,7 @@ int a2g_sink_commit_named(a2g_sink *k, const char *name, size_t len, const char 
 /* File sinks: remove the temporary file. Safe to call more than once. */
 void a2g_sink_abort(a2g_sink *k);
 void a2g_sink_free(a2g_sink *k);
+
+#pragma GCC visibility pop
 
 #endif

@@ -8,6 +8,8 @@
 #include "buf.h"
 #include "error.h"
 
+#pragma GCC visibility push(hidden)
+
 typedef struct a2g_origin {
     char *scheme;   /* "https" or "http" */
     char *host;     /* lower-case; IPv6 without brackets */
@@ -30,5 +32,7 @@ char *a2g_url_resolve(const char *base, const char *ref);
 int a2g_url_append_segment(a2g_buf *b, const char *seg, size_t len);
 /* Appends "name=value" percent-encoded, preceded by '?' or '&'. */
 int a2g_url_append_query(a2g_buf *b, const char *name, const char *value, size_t vlen);
+
+#pragma GCC visibility pop
 
 #endif
