@@ -438,6 +438,7 @@ function commands.send(ctx)
   -- a 2xx is a success whatever its body (client:send): only a send that was not, or
   -- may not have been, accepted fails here
   local res = check(ctx.client:send(a.station, a.partner, send_files(a), send_params(a)))
+  if res.warning and res.as2MessageId and not a.json then say("as2g: warning: ", res.warning) end
   if not res.as2MessageId then
     res.warning = NO_LINK:format(a.partner, a.partner)
     if a.json then json_line(res) else say("as2g: warning: ", res.warning) end

@@ -94,6 +94,7 @@ _M.Client = Client
 ---@field backoff_cap? number seconds (30)
 ---@field retry_after_cap? number seconds (120)
 ---@field max_json? integer largest answer held in memory (16 MiB)
+---@field json_timeout? number seconds an answer held in memory may take to arrive whole (120; 0: no deadline)
 ---@field max_download? integer largest answer written to a file (512 MiB; 0: no limit)
 ---@field user_agent? string
 ---@field log? fun(event: table) one table per event, secrets never included
@@ -145,7 +146,7 @@ function Client:sleep(seconds)
 end
 
 --- A `warning` log event: something the gateway did that is not an error.
-function Client:warn(fields)
+function Client:_warn(fields)
   if not self.log then return end
   fields.event = "warning"
   self.log(fields)
@@ -503,14 +504,16 @@ function Client:send(station, partner, list, params)
   -- it as a failure would invite a duplicate resend); what is missing is a warning
   local ack = core.decode_json(res.body or "")
   local message = type(ack) == "table" and type(ack.message) == "string" and ack.message or nil
+  local warning
   if not message or not res.link then
-    self:warn { method = "POST", path = "/" .. table.concat(spec.path, "/"), status = res.status,
-      message = ("the gateway accepted the message (HTTP %d) %s"):format(res.status,
-        res.link and "with an unexpected body" or "without a Link header: its ID is unknown") }
+    warning = ("the gateway accepted the message (HTTP %d) %s"):format(res.status,
+      res.link and "with an unexpected body" or "without a Link header: its ID is unknown")
+    self:_warn { method = "POST", path = "/" .. table.concat(spec.path, "/"), status = res.status,
+      message = warning }
   end
   -- what was sent where comes along, for wait (the partner's type) and resolve
   return {
-    message = message,
+    message = message, warning = warning,
     link = res.link,
     as2MessageId = res.link and _M.id_of(res.link),
     station = station, partner = partner, subject = params.subject,

@@ -106,6 +106,7 @@
 ---@field partner string the partner's AS2 ID it was sent to
 ---@field subject? string
 ---@field partnerType? "production"|"test"
+---@field warning? string the answer was not all the contract says (no JSON body, no Link): what is missing
 
 ---@class as2gateway.SinkResult
 ---@field status integer HTTP status

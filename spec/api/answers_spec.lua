@@ -212,7 +212,10 @@ describe("hostile answers", function()
       connect()
       local res, err = client:send("ST", "PA", { { name = "a.txt", data = "hello" } })
       assert.is_nil(err)
-      assert.same({ message = "Queued" }, res)
+      assert.same({ message = "Queued", station = "ST", partner = "PA",
+        partnerType = "production",
+        warning = "the gateway accepted the message (HTTP 202) without a Link header: its ID "
+          .. "is unknown" }, res)
       assert.equal(1, #warnings())
     end)
 

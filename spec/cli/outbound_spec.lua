@@ -48,13 +48,14 @@ describe("as2g outbound", function()
       assert.equal(3, #S.ids("queued"))
     end)
 
-    it("exits 0 and warns when the 202's body is not JSON", function()
+    it("exits 0, prints the ID its Link gives and warns when the 202's body is not JSON",
+      function()
       h.fault { path = "/message/ACME-AS2/GLOBEX-AS2", method = "POST", status = 202,
         body = "<html>accepted</html>", content_type = "text/html",
         headers = { Link = h.url .. "/message/sent/%3Cx%40y%3E" } }
       local out, err, code = run { "send", "ACME-AS2", "GLOBEX-AS2", file("a.xml", "<a/>") }
       assert.equal(0, code, err)
-      assert.equal("", out)
+      assert.equal("<x@y>\n", out)
       assert.matches("warning: the gateway accepted the message", err, 1, true)
       assert.is_nil(err:find("traceback", 1, true))
     end)
