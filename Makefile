@@ -12,7 +12,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEB_PACKAGES := lua5.4 liblua5.4-dev libluajit2-5.1-dev luajit2 libcurl4-openssl-dev libzip-dev \
                 lua-cjson lua-busted lua-check nginx libnginx-mod-http-lua openssl curl \
                 unzip ca-certificates gcc make pkg-config luarocks lua5.1 liblua5.1-0-dev \
-                lua-argparse util-linux procps zip tmux lua-socket
+                lua-argparse util-linux procps zip tmux lua-socket redis-server libhiredis-dev
 BENCH_PACKAGES := wrk python3 valgrind
 
 .PHONY: all deps bench-deps build test valgrind asan fuzz lint demo bench bench-sandbox bench-client \
@@ -43,11 +43,11 @@ bench-deps: deps
 # interpreter provides the Lua API.
 CORE_SRC := $(addprefix csrc/,buf.c error.c check.c json.c headers.c url.c ratelimit.c \
               auth.c stream.c transport.c client.c fs.c lock.c sha256.c unzip.c \
-              interrupt.c lcore.c lutil.c ljson.c)
+              interrupt.c qwindow.c quota_file.c quota_redis.c lcore.c lutil.c ljson.c lquota.c)
 CORE_HDR := $(wildcard csrc/*.h)
 CFLAGS   ?= -O2 -g
 CORE_CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -fPIC -fvisibility=hidden
-CORE_LDLIBS := -lcurl -lzip
+CORE_LDLIBS := -lcurl -lzip -lhiredis
 CORE_54  := build/lua54/as2gateway/core.so
 CORE_JIT := build/luajit/as2gateway/core.so
 
