@@ -103,17 +103,31 @@ static uint64_t own_pidns(void)
 
 static uint64_t pidns_of_engine; /* for the gone() callback, which has no context */
 
-static int holder_gone(int64_t pid, uint64_t ns)
+static int holder_gone(const a2g_qlease *l, int64_t now)
 {
     /* only a holder of our own pid namespace can be asked; pid reuse errs safe */
-    if (ns != pidns_of_engine || pid <= 0 || pid > INT32_MAX)
+    if (l->pidns != pidns_of_engine || l->pid <= 0 || l->pid > INT32_MAX)
         return 0;
-    return kill((pid_t)pid, 0) != 0 && errno == ESRCH;
+    if (kill((pid_t)l->pid, 0) != 0)
+        return errno == ESRCH;
+    if (now - l->start < 1000)
+        return 0; /* a young lease: not worth reading /proc for */
+    /* a zombie has ended too (whoever adopted it may reap it late) */
+    char path[64], stat[256];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)l->pid);
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return 0;
+    size_t n = fread(stat, 1, sizeof stat - 1, f);
+    fclose(f);
+    stat[n] = '\0';
+    const char *close = strrchr(stat, ')');
+    return close && close[1] == ' ' && close[2] == 'Z';
 }
 
 static uint64_t fnv1a(const char *s, size_t n)
 {
-    uint64_t h = 1469598103934665603ULL;
+    uint64_t h = 14695981039346656037ULL;
     for (size_t i = 0; i < n; i++) {
         h ^= (unsigned char)s[i];
         h *= 1099511628211ULL;

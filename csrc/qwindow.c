@@ -93,7 +93,8 @@ static void drop_lease(a2g_qwindow *w, int i)
     w->l[i] = w->l[--w->nl];
 }
 
-int a2g_qwin_prune(a2g_qwindow *w, int64_t now, int (*gone)(int64_t pid, uint64_t ns))
+int a2g_qwin_prune(a2g_qwindow *w, int64_t now,
+                   int (*gone)(const struct a2g_qlease *lease, int64_t now))
 {
     int ended = 0;
     for (int i = 0; i < w->nl;) {
@@ -101,7 +102,7 @@ int a2g_qwin_prune(a2g_qwindow *w, int64_t now, int (*gone)(int64_t pid, uint64_
         int64_t at = 0;
         if (l->end <= now)
             at = l->end;
-        else if (gone && l->pidns && gone(l->pid, l->pidns))
+        else if (gone && l->pidns && gone(l, now))
             at = now;
         if (at) {
             /* entries only grow by what leases give up: room for it was counted */

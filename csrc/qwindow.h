@@ -37,9 +37,10 @@ void a2g_qwin_init(a2g_qwindow *w, int limit, int64_t window_ms, int64_t margin_
 void a2g_qwin_free(a2g_qwindow *w);
 void a2g_qwin_clear(a2g_qwindow *w);
 /* Drops entries out of the window and turns leases into entries: a lease past its
- * end at its end, one whose holder is gone (`gone(pid, ns)` true; NULL: never) now.
+ * end at its end, one whose holder is gone (`gone(lease, now)` true; NULL: never) now.
  * Returns how many leases were ended so. */
-int a2g_qwin_prune(a2g_qwindow *w, int64_t now, int (*gone)(int64_t pid, uint64_t ns));
+int a2g_qwin_prune(a2g_qwindow *w, int64_t now,
+                   int (*gone)(const struct a2g_qlease *lease, int64_t now));
 /* 0 when a request may start at `now` (after prune), else the ms until a slot can
  * free at the earliest (a lease frees one no sooner than a window after its
  * release). Does not admit. */
