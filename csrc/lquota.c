@@ -232,6 +232,8 @@ static int lease_call(lua_State *L, int (*f)(a2g_qfile *, uint64_t, a2g_error *)
     uint64_t lease = check_lease(L, 2);
     a2g_error err;
     int rc = o->file ? f(o->file, lease, &err) : r(o->redis, lease, &err);
+    if (rc < 0 && err.kind == A2G_INVALID) /* a lease it never gave: the caller's bug */
+        return luaL_argerror(L, 2, err.message);
     if (rc < 0)
         return fail(L, &err);
     lua_pushboolean(L, rc == 0);

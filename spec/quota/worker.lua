@@ -63,7 +63,7 @@ elseif cfg.job == "login" then
       if not token then
         out:write("login\n")
         core.sleep(0.3) -- the others ask meanwhile
-        token = "tok-" .. cfg.seed
+        token = ("tok-%d"):format(cfg.seed)
         assert(q:set_token(token, 4102444800000))
       end
       q:login_done()
