@@ -15,15 +15,32 @@
 #include "lutil.h"
 #include "quota_file.h"
 #include "quota_redis.h"
+#include "qwindow.h"
 
 #define QUOTA_MT "as2gateway.core.quota" /* both engines: the same methods */
 #define TOKEN_MAX 8192
 
 typedef struct lquota {
-    a2g_qfile *file;     /* one of the two, NULL once closed */
+    a2g_qfile *file;     /* one of the three, NULL once closed */
     a2g_qredis *redis;
+    a2g_qwindow *win;    /* in process (core.quota_local) */
+    int64_t lease_ms;    /* of `win` */
+    long reaped;         /* of `win` */
     long resets_told;    /* file: state resets already given as events */
 } lquota;
+
+/* The in-process engine's operations, shaped as the file engine's. */
+static int win_acquire(lquota *o, uint64_t *lease, int64_t *wait, a2g_error *err)
+{
+    int64_t now = a2g_qclock_ms();
+    o->reaped += a2g_qwin_prune(o->win, now, NULL);
+    uint64_t id = a2g_qrandom_id();
+    *wait = a2g_qwin_acquire(o->win, now, o->lease_ms, id, 0, 0);
+    if (*wait < 0)
+        return a2g_fail(err, A2G_IO, 0, "out of memory");
+    *lease = *wait == 0 ? id : 0;
+    return 0;
+}
 
 #define fail a2g_push_fail
 
@@ -176,12 +193,32 @@ static int l_quota_redis(lua_State *L)
     return 1;
 }
 
+/* core.quota_local{requests = 50, window = 10, margin = 0.025, lease = 60} -> engine: the
+ * same window in this process alone (what the others fall back to), and the local
+ * window of the OpenResty client (as2gateway.quota_resty). */
+static int l_quota_local(lua_State *L)
+{
+    static const char *const names[] = { "requests", "window", "margin", "lease", NULL };
+    luaL_checktype(L, 1, LUA_TTABLE);
+    check_names(L, "quota_local", names);
+    a2g_qconfig c = { 0 };
+    window_opts(L, &c);
+    lquota *o = new_object(L, QUOTA_MT);
+    a2g_qwindow *w = malloc(sizeof *w);
+    if (!w)
+        return luaL_error(L, "out of memory");
+    a2g_qwin_init(w, c.limit, c.window_ms, c.margin_ms);
+    o->win = w;
+    o->lease_ms = c.lease_ms;
+    return 1;
+}
+
 /* Methods ---------------------------------------------------------------------------------- */
 
 static lquota *check_open(lua_State *L)
 {
     lquota *o = luaL_checkudata(L, 1, QUOTA_MT);
-    if (!o->file && !o->redis)
+    if (!o->file && !o->redis && !o->win)
         luaL_error(L, "the quota engine is closed");
     return o;
 }
@@ -213,7 +250,8 @@ static int l_acquire(lua_State *L)
     int64_t wait;
     a2g_error err;
     int rc = o->file ? a2g_qfile_acquire(o->file, &lease, &wait, &err)
-                     : a2g_qredis_acquire(o->redis, &lease, &wait, &err);
+             : o->redis ? a2g_qredis_acquire(o->redis, &lease, &wait, &err)
+             : win_acquire(o, &lease, &wait, &err);
     if (rc != 0)
         return fail(L, &err);
     if (wait > 0) {
@@ -225,13 +263,31 @@ static int l_acquire(lua_State *L)
     return 2;
 }
 
-static int lease_call(lua_State *L, int (*f)(a2g_qfile *, uint64_t, a2g_error *),
+typedef enum { OP_RELEASE, OP_CANCEL, OP_RENEW } lease_op;
+
+static int win_lease(lquota *o, lease_op op, uint64_t lease, a2g_error *err)
+{
+    int64_t now = a2g_qclock_ms();
+    switch (op) {
+    case OP_RELEASE:
+        return a2g_qwin_release(o->win, lease, now) == 0 ? 0
+               : a2g_fail(err, A2G_IO, 0, "out of memory");
+    case OP_CANCEL:
+        a2g_qwin_cancel(o->win, lease);
+        return 0;
+    default:
+        return a2g_qwin_renew(o->win, lease, now + o->lease_ms) ? 0 : 1;
+    }
+}
+
+static int lease_call(lua_State *L, lease_op op, int (*f)(a2g_qfile *, uint64_t, a2g_error *),
                       int (*r)(a2g_qredis *, uint64_t, a2g_error *))
 {
     lquota *o = check_open(L);
     uint64_t lease = check_lease(L, 2);
     a2g_error err;
-    int rc = o->file ? f(o->file, lease, &err) : r(o->redis, lease, &err);
+    int rc = o->file ? f(o->file, lease, &err) : o->redis ? r(o->redis, lease, &err)
+             : win_lease(o, op, lease, &err);
     if (rc < 0 && err.kind == A2G_INVALID) /* a lease it never gave: the caller's bug */
         return luaL_argerror(L, 2, err.message);
     if (rc < 0)
@@ -243,19 +299,19 @@ static int lease_call(lua_State *L, int (*f)(a2g_qfile *, uint64_t, a2g_error *)
 /* engine:release(lease) -> true | nil, err: the request ended now. */
 static int l_release(lua_State *L)
 {
-    return lease_call(L, a2g_qfile_release, a2g_qredis_release);
+    return lease_call(L, OP_RELEASE, a2g_qfile_release, a2g_qredis_release);
 }
 
 /* engine:cancel(lease) -> true | nil, err: the admission sent nothing. */
 static int l_cancel(lua_State *L)
 {
-    return lease_call(L, a2g_qfile_cancel, a2g_qredis_cancel);
+    return lease_call(L, OP_CANCEL, a2g_qfile_cancel, a2g_qredis_cancel);
 }
 
 /* engine:renew(lease) -> true (renewed) | false (it had run out) | nil, err */
 static int l_renew(lua_State *L)
 {
-    return lease_call(L, a2g_qfile_renew, a2g_qredis_renew);
+    return lease_call(L, OP_RENEW, a2g_qfile_renew, a2g_qredis_renew);
 }
 
 /* engine:block(seconds) -> true | nil, err: no admission for that long, anywhere. */
@@ -265,8 +321,13 @@ static int l_block(lua_State *L)
     lua_Number s = luaL_checknumber(L, 2);
     luaL_argcheck(L, isfinite(s) && s >= 0 && s <= 86400, 2, "seconds from 0 to a day");
     a2g_error err;
-    int rc = o->file ? a2g_qfile_block(o->file, ms_of(s), &err)
-                     : a2g_qredis_block(o->redis, ms_of(s), &err);
+    int rc = 0;
+    if (o->file)
+        rc = a2g_qfile_block(o->file, ms_of(s), &err);
+    else if (o->redis)
+        rc = a2g_qredis_block(o->redis, ms_of(s), &err);
+    else if (a2g_qclock_ms() + ms_of(s) > o->win->blocked_until)
+        o->win->blocked_until = a2g_qclock_ms() + ms_of(s);
     if (rc != 0)
         return fail(L, &err);
     lua_pushboolean(L, 1);
@@ -277,6 +338,10 @@ static int l_block(lua_State *L)
 static int l_token(lua_State *L)
 {
     lquota *o = check_open(L);
+    if (o->win) { /* nothing shared in one process */
+        lua_pushnil(L);
+        return 1;
+    }
     char *buf = malloc(TOKEN_MAX);
     if (!buf)
         return luaL_error(L, "out of memory");
@@ -311,7 +376,7 @@ static int l_set_token(lua_State *L)
                   "expiry must be ms since the epoch (or 0)");
     a2g_error err;
     int rc = o->file ? a2g_qfile_set_token(o->file, token, (int64_t)expiry, &err)
-                     : a2g_qredis_set_token(o->redis, token, (int64_t)expiry, &err);
+             : o->redis ? a2g_qredis_set_token(o->redis, token, (int64_t)expiry, &err) : 0;
     if (rc != 0)
         return fail(L, &err);
     lua_pushboolean(L, 1);
@@ -323,7 +388,8 @@ static int l_login(lua_State *L)
 {
     lquota *o = check_open(L);
     a2g_error err;
-    int rc = o->file ? a2g_qfile_login(o->file, &err) : a2g_qredis_login(o->redis, &err);
+    int rc = o->file ? a2g_qfile_login(o->file, &err)
+             : o->redis ? a2g_qredis_login(o->redis, &err) : 1;
     if (rc < 0)
         return fail(L, &err);
     lua_pushboolean(L, rc == 1);
@@ -335,7 +401,7 @@ static int l_login_done(lua_State *L)
     lquota *o = check_open(L);
     if (o->file)
         a2g_qfile_login_done(o->file);
-    else
+    else if (o->redis)
         a2g_qredis_login_done(o->redis);
     return 0;
 }
@@ -361,14 +427,27 @@ static int l_state(lua_State *L)
     a2g_qstate *st = &rs.window;
     a2g_error err;
     memset(&rs, 0, sizeof rs);
-    int rc = o->file ? a2g_qfile_state(o->file, st, &err) : a2g_qredis_state(o->redis, &rs, &err);
+    int rc = 0;
+    if (o->file) {
+        rc = a2g_qfile_state(o->file, st, &err);
+    } else if (o->redis) {
+        rc = a2g_qredis_state(o->redis, &rs, &err);
+    } else {
+        int64_t now = a2g_qclock_ms();
+        o->reaped += a2g_qwin_prune(o->win, now, NULL);
+        a2g_qwin_count(o->win, now, &st->entries, &st->leases);
+        st->limit = o->win->limit;
+        st->wait_ms = a2g_qwin_wait(o->win, now);
+        st->reaped = o->reaped;
+    }
     if (rc != 0)
         return fail(L, &err);
+    const char *backend = o->file ? "file" : o->redis ? "redis" : "local";
     static const char *const modes[] = { "redis", "fallback", "dual" };
     lua_newtable(L);
-    lua_pushstring(L, o->file ? "file" : "redis");
+    lua_pushstring(L, backend);
     lua_setfield(L, -2, "backend");
-    lua_pushstring(L, o->file ? "file" : modes[rs.mode]);
+    lua_pushstring(L, o->redis ? modes[rs.mode] : backend);
     lua_setfield(L, -2, "mode");
     set_int(L, "entries", st->entries);
     set_int(L, "leases", st->leases);
@@ -407,7 +486,7 @@ static int l_events(lua_State *L)
             lua_setfield(L, -2, "message");
             lua_rawseti(L, -2, ++n);
         }
-    } else {
+    } else if (o->file) {
         a2g_qstate st;
         a2g_error err;
         if (a2g_qfile_state(o->file, &st, &err) == 0 && st.resets > o->resets_told) {
@@ -424,14 +503,67 @@ static int l_events(lua_State *L)
     return 1;
 }
 
+/* local engine:snapshot() -> {entries = {{id, age}...}, leases = {{id, left}...}} in
+ * seconds: what the OpenResty client writes into Redis when it answers again. */
+static int l_snapshot(lua_State *L)
+{
+    lquota *o = check_open(L);
+    if (!o->win)
+        return luaL_error(L, "snapshot: only the local engine has one");
+    int64_t now = a2g_qclock_ms();
+    o->reaped += a2g_qwin_prune(o->win, now, NULL);
+    lua_createtable(L, 0, 2);
+    lua_createtable(L, o->win->ne, 0);
+    for (int i = 0; i < o->win->ne; i++) {
+        lua_createtable(L, 2, 0);
+        push_lease(L, o->win->e[i].id);
+        lua_rawseti(L, -2, 1);
+        lua_pushnumber(L, (lua_Number)(now - o->win->e[i].t) / 1000);
+        lua_rawseti(L, -2, 2);
+        lua_rawseti(L, -2, i + 1);
+    }
+    lua_setfield(L, -2, "entries");
+    lua_createtable(L, o->win->nl, 0);
+    for (int i = 0; i < o->win->nl; i++) {
+        lua_createtable(L, 2, 0);
+        push_lease(L, o->win->l[i].id);
+        lua_rawseti(L, -2, 1);
+        lua_pushnumber(L, (lua_Number)(o->win->l[i].end - now) / 1000);
+        lua_rawseti(L, -2, 2);
+        lua_rawseti(L, -2, i + 1);
+    }
+    lua_setfield(L, -2, "leases");
+    return 1;
+}
+
+/* local engine:adopt(lease) -> true: counts a request admitted elsewhere as in flight
+ * here from now (whatever the window holds). */
+static int l_adopt(lua_State *L)
+{
+    lquota *o = check_open(L);
+    if (!o->win)
+        return luaL_error(L, "adopt: only the local engine has it");
+    int64_t now = a2g_qclock_ms();
+    a2g_qlease l = { check_lease(L, 2), now, now + o->lease_ms, 0, 0 };
+    if (a2g_qwin_put_lease(o->win, &l) != 0)
+        return luaL_error(L, "out of memory");
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
 /* engine:close(): idempotent (also __gc and __close); a login in progress ends. */
 static int l_close(lua_State *L)
 {
     lquota *o = luaL_checkudata(L, 1, QUOTA_MT);
     a2g_qfile_close(o->file);
     a2g_qredis_close(o->redis);
+    if (o->win) {
+        a2g_qwin_free(o->win);
+        free(o->win);
+    }
     o->file = NULL;
     o->redis = NULL;
+    o->win = NULL;
     return 0;
 }
 
@@ -439,7 +571,7 @@ static int l_tostring(lua_State *L)
 {
     lquota *o = luaL_checkudata(L, 1, QUOTA_MT);
     lua_pushfstring(L, "as2gateway.core.quota (%s)", o->file ? "file" : o->redis ? "redis"
-                    : "closed");
+                    : o->win ? "local" : "closed");
     return 1;
 }
 
@@ -455,6 +587,8 @@ static const luaL_Reg methods[] = {
     { "login_done", l_login_done },
     { "state", l_state },
     { "events", l_events },
+    { "snapshot", l_snapshot },
+    { "adopt", l_adopt },
     { "close", l_close },
     { NULL, NULL }
 };
@@ -462,6 +596,7 @@ static const luaL_Reg methods[] = {
 static const luaL_Reg functions[] = {
     { "quota_file", l_quota_file },
     { "quota_redis", l_quota_redis },
+    { "quota_local", l_quota_local },
     { NULL, NULL }
 };
 

@@ -55,7 +55,8 @@ end
 --- KEYS done, live, block; ARGV limit, window, margin, lease, id.
 --- -> {1, now} admitted (a lease `id` until now + lease) | {0, wait_ms, now}
 _M.acquire = PRELUDE .. WAIT .. [[
-local limit, span, lease = tonumber(ARGV[1]), tonumber(ARGV[2]) + tonumber(ARGV[3]), tonumber(ARGV[4])
+local limit, lease = tonumber(ARGV[1]), tonumber(ARGV[4])
+local span = tonumber(ARGV[2]) + tonumber(ARGV[3])
 settle(KEYS[1], KEYS[2], span)
 local wait = wait_for(KEYS[1], KEYS[2], KEYS[3], limit, span)
 if wait > 0 then return {0, wait, now} end

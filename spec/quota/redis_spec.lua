@@ -219,8 +219,9 @@ describe("core.quota_redis", function()
     end)
     assert.has_error(function() core.quota_redis { url = "redis://x", account = "a{b}" } end)
     assert.has_error(function() core.quota_redis { url = "redis://x" } end)
-    assert.has_error(function() core.quota_redis { url = "redis://x", account = "a", hosts = 2 } end,
-      "quota_redis: unknown option 'hosts'")
+    assert.has_error(function()
+      core.quota_redis { url = "redis://x", account = "a", hosts = 2 }
+    end, "quota_redis: unknown option 'hosts'")
     for _, url in ipairs { "http://:pw@x", "redis://:pw@x:99999", "unix://:pw@relative" } do
       local q, err = core.quota_redis { url = url, account = "a" }
       assert.is_nil(q)
