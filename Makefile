@@ -71,22 +71,24 @@ test: build
 	@if [ -n "$${AS2G_SANDBOX_SECRET:-}" ]; then $(SPECS); \
 	else bin/as2g-sandbox run -- $(SPECS); fi
 
-# The core's specs under valgrind's memcheck: no definite leaks, no invalid access.
+# The core's specs (and the quota engines' API) under valgrind's memcheck: no definite
+# leaks, no invalid access.
 valgrind: build
 	$(call apt_install,valgrind)
 	@if [ -n "$${AS2G_SANDBOX_SECRET:-}" ]; then $(VALGRIND_SPECS); \
 	else bin/as2g-sandbox run -- $(VALGRIND_SPECS); fi
 
-VALGRIND_SPECS := busted --run=default --lua=spec/valgrind-lua5.4 spec/core
+VALGRIND_SPECS := busted --run=default --lua=spec/valgrind-lua5.4 spec/core spec/quota/api_spec.lua
 
 # The core built with AddressSanitizer and UndefinedBehaviorSanitizer, with a Lua host
-# built the same way (spec/asan/lua-host.c), running the core's and the API's specs.
+# built the same way (spec/asan/lua-host.c), running the core's, the API's and the quota
+# engines' specs (their worker processes run on the same host).
 ASAN_FLAGS := -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
               -fno-sanitize-recover=undefined
 ASAN_SPECS := ASAN_OPTIONS=detect_leaks=1:exitcode=43 \
               UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
               busted --run=default --lua=build/asan/lua5.4-asan --cpath=./build/asan/?.so \
-              spec/core spec/api
+              spec/core spec/api spec/quota
 
 asan: deps
 	@mkdir -p build/asan/as2gateway

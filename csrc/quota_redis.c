@@ -34,8 +34,9 @@ typedef struct own_lease {
     int64_t end; /* local clock; forgotten an hour after, released or not */
 } own_lease;
 
-enum { K_DONE, K_LIVE, K_BLOCK, K_TOKEN, K_LOGIN, K_COUNT };
-static const char *const key_names[K_COUNT] = { "done", "live", "block", "token", "login" };
+enum { K_DONE, K_LIVE, K_BLOCK, K_TOKEN, K_LOGIN, K_EPOCH, K_COUNT };
+static const char *const key_names[K_COUNT] = { "done", "live", "block", "token", "login",
+                                                 "epoch" };
 
 struct a2g_qredis {
     a2g_qredis_config cfg;
@@ -56,6 +57,7 @@ struct a2g_qredis {
     own_lease *own;
     int nown, cap_own;
     char login_owner[17];
+    char epoch[17];               /* the window's epoch as last seen; "" before */
     int login_redis, login_file;
     a2g_qevent events[MAX_EVENTS];
     int ev_head, ev_count;
@@ -523,8 +525,15 @@ static void try_return(a2g_qredis *q, int64_t now)
     if (!ok)
         return;
     q->mode = A2G_QM_DUAL;
-    int64_t dual = now + q->cfg.q.window_ms + q->cfg.q.margin_ms;
+    /* Any host's request that only a local window knows was admitted or renewed before
+     * every host had tried Redis again (a retry interval), so it has ended by a lease
+     * after that and left the window a window later: until then, both count. */
+    int64_t dual = now + q->cfg.retry_ms + q->cfg.q.lease_ms + q->cfg.q.window_ms +
+                   q->cfg.q.margin_ms;
     q->dual_until = dual > q->hold_until ? dual : q->hold_until;
+    for (int i = 0; i < q->nown; i++) /* Redis has them now: tell it their ends */
+        if (q->own[i].where & WHERE_LOCAL)
+            q->own[i].where |= WHERE_REDIS;
     q->returns++;
     char msg[200];
     snprintf(msg, sizeof msg, "Redis at %.100s answers again: %d local entries written into it; "
@@ -540,22 +549,42 @@ static void update_mode(a2g_qredis *q, int64_t now)
         q->mode = A2G_QM_REDIS;
 }
 
-/* Redis's acquire: 1 admitted, 0 wait (*wait), -1 failed (err). */
+static int redis_lease_op(a2g_qredis *q, a2g_qscript s, uint64_t id, a2g_error *err);
+
+/* Redis's acquire: 1 admitted, 0 wait (*wait), -1 failed (err), 2 Redis no longer
+ * holds the window it held (its epoch changed: nothing admitted, err says so). */
 static int redis_acquire(a2g_qredis *q, uint64_t id, int64_t *wait, a2g_error *err)
 {
-    char limit[16], window[24], margin[24], lease[24], ids[24];
+    char limit[16], window[24], margin[24], lease[24], ids[24], fresh[24];
     snprintf(limit, sizeof limit, "%d", q->cfg.q.limit);
     snprintf(window, sizeof window, RNUM, q->cfg.q.window_ms);
     snprintf(margin, sizeof margin, RNUM, q->cfg.q.margin_ms);
     snprintf(lease, sizeof lease, RNUM, q->cfg.q.lease_ms);
     snprintf(ids, sizeof ids, "%016" PRIx64, id);
-    const char *keys[3] = { q->keys[K_DONE], q->keys[K_LIVE], q->keys[K_BLOCK] };
-    const char *args[5] = { limit, window, margin, lease, ids };
-    redisReply *r = run(q, A2G_QS_ACQUIRE, 3, keys, 5, args, err);
+    snprintf(fresh, sizeof fresh, "%016" PRIx64, a2g_qrandom_id());
+    const char *keys[4] = { q->keys[K_DONE], q->keys[K_LIVE], q->keys[K_BLOCK],
+                            q->keys[K_EPOCH] };
+    const char *args[6] = { limit, window, margin, lease, ids, fresh };
+    redisReply *r = run(q, A2G_QS_ACQUIRE, 4, keys, 6, args, err);
     if (!r)
         return -1;
     long long admitted = int_at(r, 0), w = int_at(r, 1);
+    char epoch[17] = "";
+    if (r->type == REDIS_REPLY_ARRAY && r->elements > 2 &&
+        r->element[2]->type == REDIS_REPLY_STRING && r->element[2]->len < sizeof epoch)
+        memcpy(epoch, r->element[2]->str, r->element[2]->len + 1);
     freeReplyObject(r);
+    if (q->epoch[0] && strcmp(epoch, q->epoch) != 0) {
+        snprintf(q->epoch, sizeof q->epoch, "%s", epoch);
+        if (admitted == 1) {
+            a2g_error ignored;
+            redis_lease_op(q, A2G_QS_CANCEL, id, &ignored);
+        }
+        a2g_fail(err, A2G_NETWORK, 0, "Redis at %s no longer holds the window it held "
+                 "(restarted without its data?)", q->where);
+        return 2;
+    }
+    snprintf(q->epoch, sizeof q->epoch, "%s", epoch);
     if (admitted == 1)
         return 1;
     if (admitted != 0 || w < 1)
@@ -679,7 +708,7 @@ int a2g_qredis_acquire(a2g_qredis *q, uint64_t *lease, int64_t *wait_ms, a2g_err
         }
         if (rc == 0)
             return 0;
-        enter_fallback(q, now, rerr.message);
+        enter_fallback(q, now, rerr.message); /* a failure, or a window lost (rc 2) */
     }
     int64_t wait;
     if (local_acquire(q, id, now, &wait, err) != 0)
@@ -724,6 +753,9 @@ int a2g_qredis_release(a2g_qredis *q, uint64_t lease, a2g_error *err)
     if (!o)
         return -1;
     int64_t now = now_of(q);
+    update_mode(q, now); /* a host in fallback tries Redis at every call, not only acquire */
+    if (!(o = find_own(q, lease)))
+        return a2g_fail(err, A2G_INVALID, 0, "quota: not a live lease of this engine");
     int where = o->where;
     drop_own(q, o);
     if ((where & WHERE_REDIS) && q->mode != A2G_QM_FALLBACK) {
@@ -743,6 +775,9 @@ int a2g_qredis_cancel(a2g_qredis *q, uint64_t lease, a2g_error *err)
     own_lease *o = own_or_fail(q, lease, err);
     if (!o)
         return -1;
+    update_mode(q, now_of(q));
+    if (!(o = find_own(q, lease)))
+        return a2g_fail(err, A2G_INVALID, 0, "quota: not a live lease of this engine");
     int where = o->where;
     drop_own(q, o);
     if ((where & WHERE_REDIS) && q->mode != A2G_QM_FALLBACK) {
@@ -759,6 +794,9 @@ int a2g_qredis_renew(a2g_qredis *q, uint64_t lease, a2g_error *err)
     if (!o)
         return -1;
     int64_t now = now_of(q);
+    update_mode(q, now);
+    if (!(o = find_own(q, lease)))
+        return a2g_fail(err, A2G_INVALID, 0, "quota: not a live lease of this engine");
     int live = 0;
     if ((o->where & WHERE_REDIS) && q->mode != A2G_QM_FALLBACK) {
         a2g_error rerr;

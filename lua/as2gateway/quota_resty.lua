@@ -237,7 +237,13 @@ function _M:_try_return()
     if not self:_script("replay", { self.keys.done, self.keys.live }, args) then return end
   until i > #groups
   self.mode = "dual"
-  self.dual_until = max(now + self.window + self.margin, self.hold_until)
+  -- as csrc/quota_redis.c: what only a local window knows has ended a retry interval
+  -- and a lease from now, and left the window a window later
+  self.dual_until = max(now + self.retry + self.lease + self.window + self.margin,
+    self.hold_until)
+  for _, o in pairs(self.own) do
+    if o.locally then o.redis = true end -- Redis has them now: tell it their ends
+  end
   self.returns = self.returns + 1
   self:_event(true, ("Redis at %s answers again: %d local entries written into it; both "
     .. "windows count for %d ms"):format(self.url.where, #groups, self.dual_until - now))
@@ -248,12 +254,19 @@ function _M:_update_mode()
   if self.mode == "dual" and now_ms() >= self.dual_until then self.mode = "redis" end
 end
 
--- Redis's acquire: true (admitted) | wait_ms | nil, err
+-- Redis's acquire: true (admitted) | wait_ms | nil, err (a failure, or the window lost)
 function _M:_redis_acquire(id)
-  local r, err = self:_script("acquire", { self.keys.done, self.keys.live, self.keys.block },
-    { self.requests, self.window, self.margin, self.lease, id })
+  local r, err = self:_script("acquire", { self.keys.done, self.keys.live, self.keys.block,
+    self.keys.epoch }, { self.requests, self.window, self.margin, self.lease, id, random_id() })
   if not r then return nil, err end
   if type(r) ~= "table" then return nil, fail_err(self, "an answer of another shape") end
+  local known = self.epoch
+  self.epoch = r[3]
+  if known and r[3] ~= known then
+    if r[1] == 1 then self:_script("cancel", { self.keys.done, self.keys.live }, { id }) end
+    return nil, fail_err(self, "no longer holds the window it held (restarted without "
+      .. "its data?)")
+  end
   if r[1] == 1 then return true end
   return max(1, tonumber(r[2]) or 1)
 end
@@ -309,7 +322,7 @@ function _M.new(opts)
   -- the pool is per Redis and credentials: never a connection authenticated as another
   self.pool = "as2g-quota:" .. opts.url
   self.keys = {}
-  for _, k in ipairs { "done", "live", "block", "token", "login" } do
+  for _, k in ipairs { "done", "live", "block", "token", "login", "epoch" } do
     self.keys[k] = ("as2g:{%s}:%s"):format(opts.account, k)
   end
   self.local_window = core.quota_local { requests = math.max(share, 1),
@@ -374,6 +387,7 @@ end
 function _M:release(lease)
   check(self)
   local o = own_or_raise(self, lease)
+  self:_update_mode() -- a worker in fallback tries Redis at every call
   self.own[lease] = nil
   if o.redis and self.mode ~= "fallback" then
     local ok, err = self:_lease_op("release", lease)
@@ -392,6 +406,7 @@ end
 function _M:cancel(lease)
   check(self)
   local o = own_or_raise(self, lease)
+  self:_update_mode()
   self.own[lease] = nil
   if o.redis and self.mode ~= "fallback" then
     local ok, err = self:_script("cancel", { self.keys.done, self.keys.live }, { lease })
@@ -405,6 +420,7 @@ end
 function _M:renew(lease)
   check(self)
   local o = own_or_raise(self, lease)
+  self:_update_mode()
   local live = false
   if o.redis and self.mode ~= "fallback" then
     local r, err = self:_lease_op("renew", lease)

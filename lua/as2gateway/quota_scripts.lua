@@ -9,6 +9,9 @@
 --   as2g:{account}:block  a string whose PTTL is a block (a 429's Retry-After)
 --   as2g:{account}:token  "token expiry" with a PX of the token's life
 --   as2g:{account}:login  the login lock: its holder's id, SET NX PX
+--   as2g:{account}:epoch  an id set when the window began: a new one says Redis lost
+--                         the window (a restart without its data), which the engines
+--                         that knew the old one treat as an outage
 -- A request counts from its admission (a lease) until `window + margin` after its
 -- release; a lease past its end counts from its end (its holder died, or its transfer
 -- outlived the bound it promised). Admitted when (done in window) + (live) < limit.
@@ -52,17 +55,22 @@ local function wait_for(done, live, block, limit, span)
 end
 ]]
 
---- KEYS done, live, block; ARGV limit, window, margin, lease, id.
---- -> {1, now} admitted (a lease `id` until now + lease) | {0, wait_ms, now}
+--- KEYS done, live, block, epoch; ARGV limit, window, margin, lease, id, new epoch.
+--- -> {1, now, epoch} admitted (a lease `id` until now + lease) | {0, wait_ms, epoch}
 _M.acquire = PRELUDE .. WAIT .. [[
 local limit, lease = tonumber(ARGV[1]), tonumber(ARGV[4])
 local span = tonumber(ARGV[2]) + tonumber(ARGV[3])
+local epoch = redis.call('GET', KEYS[4])
+if not epoch then
+  epoch = ARGV[6]
+  redis.call('SET', KEYS[4], epoch)
+end
 settle(KEYS[1], KEYS[2], span)
 local wait = wait_for(KEYS[1], KEYS[2], KEYS[3], limit, span)
-if wait > 0 then return {0, wait, now} end
+if wait > 0 then return {0, wait, epoch} end
 redis.call('ZADD', KEYS[2], now + lease, ARGV[5])
 keep(KEYS[1], KEYS[2], span, lease)
-return {1, now}
+return {1, now, epoch}
 ]]
 
 --- KEYS done, live; ARGV id, window, margin, lease. The request ended now: counted

@@ -111,6 +111,34 @@ describe("core.quota_redis", function()
       assert.truthy(redis.cli("ZCARD", "as2g:{acme}:done"):match("^%d+") + 0 > 0)
     end)
 
+  it("takes a Redis that lost the window without failing a call for an outage", function()
+    redis = support.redis()
+    local q = assert(core.quota_redis { url = redis.url, account = "acme", requests = 5,
+      window = 0.5, lease = 0.5, retry_interval = 0.1 })
+    for _ = 1, 5 do
+      local wait, lease = q:acquire()
+      assert.are.equal(0, wait)
+      q:release(lease)
+    end
+    -- (a failover to an empty replica, a FLUSHALL): the connection never broke
+    assert.truthy(redis.cli("FLUSHALL"):find("OK", 1, true))
+    local wait = q:acquire()
+    assert.is_true(wait > 0, "admitted into a window Redis forgot")
+    local ev = q:events()
+    assert.are.equal(1, #ev)
+    assert.truthy(ev[1].message:find("no longer holds the window", 1, true), ev[1].message)
+    -- after the hold (a lease and a window), the local share, then Redis again
+    local modes = {}
+    h.wait_until(function()
+      local w, lease = q:acquire()
+      if w == 0 then q:release(lease) else core.sleep(math.min(w, 0.05)) end
+      modes[q:state().mode] = true
+      return modes.redis and modes.dual
+    end, 20, "Redis was not used again")
+    assert.are.equal("quota_redis", q:events()[1].event)
+    q:close()
+  end)
+
   it("lets one host log in while the others wait for its token", function()
     redis = support.redis()
     local workers = {}
