@@ -16,7 +16,7 @@ DEB_PACKAGES := lua5.4 liblua5.4-dev libluajit2-5.1-dev luajit2 libcurl4-openssl
 BENCH_PACKAGES := wrk python3 valgrind
 
 .PHONY: all deps bench-deps build test valgrind asan fuzz lint demo bench bench-sandbox bench-client \
-        bench-listing \
+        bench-listing bench-quota \
         install uninstall clean
 
 all: build
@@ -145,7 +145,7 @@ LUA_ENV := LUA_PATH="$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;;" \
 demo: build
 	bin/as2g-sandbox run -- env $(LUA_ENV) $(LUA) examples/quickstart.lua
 
-bench: bench-sandbox bench-client bench-listing
+bench: bench-sandbox bench-client bench-listing bench-quota
 
 bench-sandbox: bench-deps
 	bench/sandbox_throughput.sh
@@ -161,6 +161,10 @@ bench-client: build
 # (bench/listing/run.sh: Python, C libcurl + lua-cjson, curl; callgrind counts).
 bench-listing: build bench-deps
 	bench/listing/run.sh
+
+# What one acquire + release costs in each quota engine (a redis-server of its own).
+bench-quota: build
+	$(LUA) bench/quota.lua
 
 # Installs the Lua 5.4 build under lib/lua/5.4 and the LuaJIT build (OpenResty)
 # under lib/lua/5.1, the Lua modules beside each, and the tools.

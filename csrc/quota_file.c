@@ -36,6 +36,7 @@ struct a2g_qfile {
     char boot_id[64];
     uint64_t pidns;
     a2g_qwindow w;          /* the state as last read (under the lock) */
+    int dirty;              /* the state read was replaced or carried over: write it */
     long resets, reaped;
 };
 
@@ -183,6 +184,7 @@ static void conservative(a2g_qfile *q, int64_t now)
     a2g_qwin_clear(&q->w);
     q->w.blocked_until = now + q->cfg.lease_ms + q->cfg.window_ms + q->cfg.margin_ms;
     q->resets++;
+    q->dirty = 1;
 }
 
 static int parse(a2g_qfile *q, char *text, size_t len, int64_t now)
@@ -240,6 +242,7 @@ static int parse(a2g_qfile *q, char *text, size_t len, int64_t now)
                     return -1;
             w->nl = 0;
             w->blocked_until = block > boot_ms ? now - elapsed + (block - boot_ms) : 0;
+            q->dirty = 1;
         }
     }
     /* a stamp from the future (a clock that went back) counts from now: never less */
@@ -326,7 +329,10 @@ static int save(a2g_qfile *q, int64_t now, a2g_error *err)
     return 0;
 }
 
-/* One transaction: lock, read, prune, `op`, write (when op changed something), unlock. */
+/* One transaction: lock, read, prune, `op`, write, unlock. An op returns 0 when it
+ * changed the state (then it is written), 1 when not (a wait, a read: nothing is
+ * written, which keeps waiting processes from rewriting the file as they poll; what
+ * pruning dropped, the next reader drops again), -1 on an error. */
 typedef int (*txn_op)(a2g_qfile *q, int64_t now, void *arg, a2g_error *err);
 
 static int txn(a2g_qfile *q, txn_op op, void *arg, a2g_error *err)
@@ -334,11 +340,14 @@ static int txn(a2g_qfile *q, txn_op op, void *arg, a2g_error *err)
     if (lock_state(q, err) != 0)
         return -1;
     int64_t now = now_of(q);
+    q->dirty = 0;
     int rc = load(q, now, err);
     if (rc == 0) {
-        q->reaped += a2g_qwin_prune(&q->w, now, holder_gone);
+        int reaped = a2g_qwin_prune(&q->w, now, holder_gone);
+        q->reaped += reaped;
         rc = op(q, now, arg, err);
-        if (rc >= 0 && save(q, now, err) != 0)
+        /* a lease ended by its holder's death is stamped now: keep that stamp */
+        if ((rc == 0 || (rc == 1 && (q->dirty || reaped))) && save(q, now, err) != 0)
             rc = -1;
     }
     unlock_state(q);
@@ -424,12 +433,12 @@ static int op_acquire(a2g_qfile *q, int64_t now, void *arg, a2g_error *err)
     acq_arg *a = arg;
     if (a->hold_until > now) {
         a->wait = a->hold_until - now;
-        return 1; /* nothing changed, but pruning may have: written all the same */
+        return 1;
     }
     a->wait = a2g_qwin_acquire(&q->w, now, q->cfg.lease_ms, a->id, (int64_t)getpid(), q->pidns);
     if (a->wait < 0)
         return a2g_fail(err, A2G_IO, 0, "out of memory");
-    return 0;
+    return a->wait > 0;
 }
 
 int a2g_qfile_acquire_id(a2g_qfile *q, uint64_t id, int64_t hold_until, int64_t *wait_ms,
@@ -478,8 +487,7 @@ static int op_cancel(a2g_qfile *q, int64_t now, void *arg, a2g_error *err)
 {
     (void)now;
     (void)err;
-    a2g_qwin_cancel(&q->w, *(uint64_t *)arg);
-    return 0;
+    return a2g_qwin_cancel(&q->w, *(uint64_t *)arg) ? 0 : 1;
 }
 
 int a2g_qfile_cancel(a2g_qfile *q, uint64_t lease, a2g_error *err)
@@ -522,7 +530,7 @@ static int op_state(a2g_qfile *q, int64_t now, void *arg, a2g_error *err)
     st->now_ms = now;
     st->resets = q->resets;
     st->reaped = q->reaped;
-    return 0;
+    return 1; /* a read */
 }
 
 int a2g_qfile_state(a2g_qfile *q, a2g_qstate *st, a2g_error *err)
@@ -542,7 +550,7 @@ static int op_snapshot(a2g_qfile *q, int64_t now, void *arg, a2g_error *err)
         if (a2g_qwin_put_lease(out, &q->w.l[i]) != 0)
             return a2g_fail(err, A2G_IO, 0, "out of memory");
     out->blocked_until = q->w.blocked_until;
-    return 0;
+    return 1; /* a read */
 }
 
 int a2g_qfile_snapshot(a2g_qfile *q, a2g_qwindow *out, a2g_error *err)

@@ -640,8 +640,6 @@ a2g_qredis *a2g_qredis_open(const a2g_qredis_config *cfg, a2g_error *err)
     if (q->share > c->limit)
         q->share = c->limit;
     a2g_qwin_init(&q->local, q->share > 0 ? q->share : 1, c->window_ms, c->margin_ms);
-    if (q->share == 0)
-        q->local.blocked_until = INT64_MAX; /* a share of none: fallback admits nothing */
     if (parse_url(q, cfg->url, err) != 0)
         goto fail;
     for (int i = 0; i < K_COUNT; i++) {
@@ -697,8 +695,6 @@ int a2g_qredis_acquire(a2g_qredis *q, uint64_t *lease, int64_t *wait_ms, a2g_err
     *lease = 0;
     *wait_ms = 0;
     update_mode(q, now);
-    if (q->share == 0 && q->mode != A2G_QM_REDIS)
-        q->hold_until = INT64_MAX; /* never a local admission */
     if (q->mode == A2G_QM_REDIS) {
         a2g_error rerr;
         int rc = redis_acquire(q, id, wait_ms, &rerr);
@@ -709,6 +705,11 @@ int a2g_qredis_acquire(a2g_qredis *q, uint64_t *lease, int64_t *wait_ms, a2g_err
         if (rc == 0)
             return 0;
         enter_fallback(q, now, rerr.message); /* a failure, or a window lost (rc 2) */
+    }
+    if (q->share == 0) { /* no local share: Redis alone admits, after the double count */
+        int64_t until = q->mode == A2G_QM_FALLBACK ? q->next_retry : q->dual_until;
+        *wait_ms = until - now > 1 ? until - now : 1;
+        return 0;
     }
     int64_t wait;
     if (local_acquire(q, id, now, &wait, err) != 0)

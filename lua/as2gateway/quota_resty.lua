@@ -327,7 +327,6 @@ function _M.new(opts)
   end
   self.local_window = core.quota_local { requests = math.max(share, 1),
     window = window / 1000, margin = self.margin / 1000, lease = self.lease / 1000 }
-  if share == 0 then self.local_window:block(86400) end
   return self
 end
 
@@ -349,7 +348,10 @@ function _M:acquire()
     if r then return r / 1000 end
     self:_enter_fallback(err)
   end
-  if self.share == 0 then return self.retry / 1000 end
+  if self.share == 0 then -- no local share: Redis alone admits, after the double count
+    local until_ = self.mode == "fallback" and self.next_retry or self.dual_until
+    return max(1, until_ - now_ms()) / 1000
+  end
   local wait, lease = self.local_window:acquire()
   if wait ~= 0 then
     if self.mode == "fallback" then

@@ -228,18 +228,29 @@ describe("core.quota_redis", function()
     q:close()
   end)
 
-  it("admits nothing in fallback with a share of none", function()
-    local q = assert(core.quota_redis { url = "redis://127.0.0.1:1", account = "acme",
-      requests = 5, window = 0.1, lease = 0.1, fallback_requests = 0, retry_interval = 0.05 })
-    local deadline = core.now() + 0.8
-    while core.now() < deadline do
-      local wait = q:acquire()
-      assert.is_true(wait > 0)
-      core.sleep(math.min(wait, 0.05))
-    end
-    assert.are.equal(0, q:state().limit)
-    q:close()
-  end)
+  it("admits nothing in fallback with a share of none, and Redis again when it is back",
+    function()
+      redis = support.redis()
+      local q = assert(core.quota_redis { url = redis.url, account = "acme", requests = 5,
+        window = 0.1, lease = 0.1, fallback_requests = 0, retry_interval = 0.05 })
+      local _, lease = q:acquire()
+      q:release(lease)
+      redis.kill()
+      local deadline = core.now() + 0.8
+      while core.now() < deadline do
+        local wait = q:acquire()
+        assert.is_true(wait > 0)
+        core.sleep(math.min(wait, 0.05))
+      end
+      assert.are.equal(0, q:state().limit)
+      assert(redis.start(), "the port was taken meanwhile")
+      h.wait_until(function()
+        local wait, l = q:acquire()
+        if wait == 0 then q:release(l) return true end
+        core.sleep(math.min(wait, 0.05))
+      end, 10, "Redis was not used again")
+      q:close()
+    end)
 
   it("raises on misuse and refuses bad URLs without quoting them", function()
     assert.has_error(function()
