@@ -479,22 +479,22 @@ static void try_return(a2g_qredis *q, int64_t now)
         a2g_qwin_prune(&q->local, now, NULL);
     }
     int n = w->ne + w->nl;
-    const char **args = malloc((size_t)(3 + 3 * 18) * sizeof *args);
-    char (*nums)[24] = malloc((size_t)(3 + 2 * 18) * sizeof *nums);
+    const char **args = malloc((size_t)(4 + 3 * 18) * sizeof *args);
+    char (*nums)[24] = malloc((size_t)(4 + 2 * 18) * sizeof *nums);
     int ok = args && nums;
     if (ok) {
         snprintf(nums[0], 24, RNUM, q->cfg.q.window_ms);
         snprintf(nums[1], 24, RNUM, q->cfg.q.margin_ms);
         snprintf(nums[2], 24, RNUM, q->cfg.q.lease_ms);
-        args[0] = nums[0];
-        args[1] = nums[1];
-        args[2] = nums[2];
-        const char *keys[2] = { q->keys[K_DONE], q->keys[K_LIVE] };
+        snprintf(nums[3], 24, "%016" PRIx64, a2g_qrandom_id());
+        for (int j = 0; j < 4; j++)
+            args[j] = nums[j];
+        const char *keys[3] = { q->keys[K_DONE], q->keys[K_LIVE], q->keys[K_EPOCH] };
         /* in chunks of 18, so that a script's arguments stay few; at least one call,
          * which is the proof that Redis answers */
         int i = 0;
         do {
-            int a = 3, k = 3;
+            int a = 4, k = 4;
             for (int c = 0; c < 18 && i < n; c++, i++) {
                 int64_t rel;
                 uint64_t id;
@@ -512,8 +512,10 @@ static void try_return(a2g_qredis *q, int64_t now)
                 snprintf(nums[k], 24, RNUM, rel < 0 ? 0 : rel);
                 args[a++] = nums[k++];
             }
-            redisReply *r = run(q, A2G_QS_REPLAY, 2, keys, a, args, &err);
+            redisReply *r = run(q, A2G_QS_REPLAY, 3, keys, a, args, &err);
             ok = r != NULL;
+            if (r && r->type == REDIS_REPLY_STRING && r->len < sizeof q->epoch)
+                memcpy(q->epoch, r->str, r->len + 1); /* the window Redis holds now */
             if (r)
                 freeReplyObject(r);
         } while (ok && i < n);

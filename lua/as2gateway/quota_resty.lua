@@ -227,14 +227,17 @@ function _M:_try_return()
   end
   local i = 1
   repeat -- chunks of 18 groups; at least one call, the proof that Redis answers
-    local args = { self.window, self.margin, self.lease }
+    local args = { self.window, self.margin, self.lease, random_id() }
     for _ = 1, 18 do
       local g = groups[i]
       if not g then break end
       args[#args + 1], args[#args + 2], args[#args + 3] = g[1], g[2], g[3]
       i = i + 1
     end
-    if not self:_script("replay", { self.keys.done, self.keys.live }, args) then return end
+    local epoch = self:_script("replay", { self.keys.done, self.keys.live, self.keys.epoch },
+      args)
+    if not epoch then return end
+    self.epoch = epoch -- the window Redis holds now
   until i > #groups
   self.mode = "dual"
   -- as csrc/quota_redis.c: what only a local window knows has ended a retry interval

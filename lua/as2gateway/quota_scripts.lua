@@ -100,12 +100,14 @@ _M.cancel = [[
 return redis.call('ZREM', KEYS[2], ARGV[1])
 ]]
 
---- KEYS done, live; ARGV window, margin, lease, then groups of 3: "e", id, age (ms) |
---- "l", id, ms left. A local window written into Redis by age on Redis's clock (never
---- moving a stamp earlier). -> now
+--- KEYS done, live, epoch; ARGV window, margin, lease, new epoch, then groups of 3:
+--- "e", id, age (ms) | "l", id, ms left. A local window written into Redis by age on
+--- Redis's clock (never moving a stamp earlier), by an engine back from fallback (its
+--- hold covered whatever Redis may have lost, so it takes the epoch as it finds it or
+--- begins one). -> epoch
 _M.replay = PRELUDE .. [[
 local span, lease = tonumber(ARGV[1]) + tonumber(ARGV[2]), tonumber(ARGV[3])
-for i = 4, #ARGV - 2, 3 do
+for i = 5, #ARGV - 2, 3 do
   local rel = tonumber(ARGV[i + 2])
   if ARGV[i] == 'e' then
     redis.call('ZADD', KEYS[1], 'GT', now - rel, ARGV[i + 1])
@@ -115,7 +117,12 @@ for i = 4, #ARGV - 2, 3 do
 end
 settle(KEYS[1], KEYS[2], span)
 keep(KEYS[1], KEYS[2], span, lease)
-return now
+local epoch = redis.call('GET', KEYS[3])
+if not epoch then
+  epoch = ARGV[4]
+  redis.call('SET', KEYS[3], epoch)
+end
+return epoch
 ]]
 
 --- KEYS block; ARGV ms. No admission for ms from now (never shortens one). -> 1

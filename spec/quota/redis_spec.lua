@@ -105,6 +105,9 @@ describe("core.quota_redis", function()
         local text = w.text()
         assert.truthy(text:find("\nev quota_fallback Redis at 127.0.0.1:%d+: "), text)
         assert.truthy(text:find("\nev quota_redis Redis at 127.0.0.1:%d+ answers again"), text)
+        -- one outage, one fallback: the return takes the restarted Redis's new window
+        local _, fallbacks = text:gsub("\nev quota_fallback ", "")
+        assert.are.equal(1, fallbacks, text)
         assert.truthy(text:find("\nmode redis\n"), text)
       end
       -- Redis holds the window again
