@@ -12,11 +12,11 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEB_PACKAGES := lua5.4 liblua5.4-dev libluajit2-5.1-dev luajit2 libcurl4-openssl-dev libzip-dev \
                 lua-cjson lua-busted lua-check nginx libnginx-mod-http-lua openssl curl \
                 unzip ca-certificates gcc make pkg-config luarocks lua5.1 liblua5.1-0-dev \
-                lua-argparse util-linux procps zip tmux lua-socket
+                lua-argparse util-linux procps zip tmux lua-socket redis-server libhiredis-dev
 BENCH_PACKAGES := wrk python3 valgrind
 
 .PHONY: all deps bench-deps build test valgrind asan fuzz lint demo bench bench-sandbox bench-client \
-        bench-listing \
+        bench-listing bench-quota \
         install uninstall clean
 
 all: build
@@ -43,11 +43,11 @@ bench-deps: deps
 # interpreter provides the Lua API.
 CORE_SRC := $(addprefix csrc/,buf.c error.c check.c json.c headers.c url.c ratelimit.c \
               auth.c stream.c transport.c client.c fs.c lock.c sha256.c unzip.c \
-              interrupt.c lcore.c lutil.c ljson.c)
+              interrupt.c qwindow.c quota_file.c quota_redis.c lcore.c lutil.c ljson.c lquota.c)
 CORE_HDR := $(wildcard csrc/*.h)
 CFLAGS   ?= -O2 -g
 CORE_CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -fPIC -fvisibility=hidden
-CORE_LDLIBS := -lcurl -lzip
+CORE_LDLIBS := -lcurl -lzip -lhiredis
 CORE_54  := build/lua54/as2gateway/core.so
 CORE_JIT := build/luajit/as2gateway/core.so
 
@@ -71,22 +71,24 @@ test: build
 	@if [ -n "$${AS2G_SANDBOX_SECRET:-}" ]; then $(SPECS); \
 	else bin/as2g-sandbox run -- $(SPECS); fi
 
-# The core's specs under valgrind's memcheck: no definite leaks, no invalid access.
+# The core's specs (and the quota engines' API) under valgrind's memcheck: no definite
+# leaks, no invalid access.
 valgrind: build
 	$(call apt_install,valgrind)
 	@if [ -n "$${AS2G_SANDBOX_SECRET:-}" ]; then $(VALGRIND_SPECS); \
 	else bin/as2g-sandbox run -- $(VALGRIND_SPECS); fi
 
-VALGRIND_SPECS := busted --run=default --lua=spec/valgrind-lua5.4 spec/core
+VALGRIND_SPECS := busted --run=default --lua=spec/valgrind-lua5.4 spec/core spec/quota/api_spec.lua
 
 # The core built with AddressSanitizer and UndefinedBehaviorSanitizer, with a Lua host
-# built the same way (spec/asan/lua-host.c), running the core's and the API's specs.
+# built the same way (spec/asan/lua-host.c), running the core's, the API's and the quota
+# engines' specs (their worker processes run on the same host).
 ASAN_FLAGS := -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
               -fno-sanitize-recover=undefined
 ASAN_SPECS := ASAN_OPTIONS=detect_leaks=1:exitcode=43 \
               UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
               busted --run=default --lua=build/asan/lua5.4-asan --cpath=./build/asan/?.so \
-              spec/core spec/api
+              spec/core spec/api spec/quota
 
 asan: deps
 	@mkdir -p build/asan/as2gateway
@@ -143,7 +145,7 @@ LUA_ENV := LUA_PATH="$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;;" \
 demo: build
 	bin/as2g-sandbox run -- env $(LUA_ENV) $(LUA) examples/quickstart.lua
 
-bench: bench-sandbox bench-client bench-listing
+bench: bench-sandbox bench-client bench-listing bench-quota
 
 bench-sandbox: bench-deps
 	bench/sandbox_throughput.sh
@@ -159,6 +161,10 @@ bench-client: build
 # (bench/listing/run.sh: Python, C libcurl + lua-cjson, curl; callgrind counts).
 bench-listing: build bench-deps
 	bench/listing/run.sh
+
+# What one acquire + release costs in each quota engine (a redis-server of its own).
+bench-quota: build
+	$(LUA) bench/quota.lua
 
 # Installs the Lua 5.4 build under lib/lua/5.4 and the LuaJIT build (OpenResty)
 # under lib/lua/5.1, the Lua modules beside each, and the tools.

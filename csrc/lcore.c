@@ -1304,6 +1304,7 @@ __attribute__((visibility("default"))) int luaopen_as2gateway_core(lua_State *L)
     luaL_newlib(L, functions);
     a2g_open_util(L);
     a2g_open_json(L);
+    a2g_open_quota(L);
     lua_createtable(L, A2G_KIND_COUNT - 1, 0);
     for (int k = 1; k < A2G_KIND_COUNT; k++) {
         lua_pushstring(L, a2g_kind_name((a2g_kind)k));

@@ -47,6 +47,11 @@ static int fail(lua_State *L, const a2g_error *err)
     return 2;
 }
 
+int a2g_push_fail(lua_State *L, const a2g_error *err)
+{
+    return fail(L, err);
+}
+
 /* core.fsync(path) -> true | nil, err: a file's or a folder's contents to disk. */
 static int l_fsync(lua_State *L)
 {
