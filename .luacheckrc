@@ -5,6 +5,8 @@ max_line_length = 100
 max_comment_line_length = 160 -- LuaLS annotations list every value
 files["lua/as2gateway/sandbox"] = { std = "luajit+ngx_lua" }
 files["lua/as2gateway/openresty.lua"] = { std = "luajit+ngx_lua" }
+files["lua/as2gateway/quota_resty.lua"] = { std = "luajit+ngx_lua" }
+files["spec/quota/resty_app.lua"] = { std = "luajit+ngx_lua" }
 files["spec/openresty/app.lua"] = { std = "luajit+ngx_lua" }
 files["spec"] = { std = "+busted" }
 files["lua/as2gateway/types.lua"] = { max_comment_line_length = false } -- annotations only

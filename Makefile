@@ -14,11 +14,11 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEB_PACKAGES := lua5.4 liblua5.4-dev libluajit2-5.1-dev luajit2 libcurl4-openssl-dev libzip-dev \
                 lua-cjson lua-busted lua-check nginx libnginx-mod-http-lua openssl curl \
                 unzip ca-certificates gcc make pkg-config luarocks lua5.1 liblua5.1-0-dev \
-                lua-argparse util-linux procps zip tmux lua-socket
+                lua-argparse util-linux procps zip tmux lua-socket redis-server libhiredis-dev
 BENCH_PACKAGES := wrk python3 valgrind
 
 .PHONY: all deps bench-deps build test valgrind asan fuzz lint demo bench bench-sandbox bench-client \
-        bench-listing \
+        bench-listing bench-quota \
         install uninstall clean
 
 all: build
@@ -50,7 +50,7 @@ CORE_SRC := $(shell grep -o 'csrc/[a-z0-9_/]*\.c' $(ROCKSPEC))
 CORE_HDR := $(wildcard csrc/*.h csrc/lua/*.h)
 CFLAGS   ?= -O2 -g
 CORE_CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -fPIC -Icsrc
-CORE_LDLIBS := -lcurl -lzip
+CORE_LDLIBS := -lcurl -lzip -lhiredis
 CORE_54  := build/lua54/as2gateway/core.so
 CORE_JIT := build/luajit/as2gateway/core.so
 
@@ -83,8 +83,8 @@ test: deps build
 	@if [ -n "$${AS2G_SANDBOX_SECRET:-}" ]; then $(SPECS); \
 	else bin/as2g-sandbox run -- $(SPECS); fi
 
-# The core's specs under valgrind's memcheck, and the state machine's own test: no
-# definite leaks, no invalid access.
+# The core's specs (and the quota engines' API) under valgrind's memcheck, and the
+# state machine's own test: no definite leaks, no invalid access.
 valgrind: deps build
 	$(call apt_install,valgrind)
 	valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite \
@@ -92,17 +92,18 @@ valgrind: deps build
 	@if [ -n "$${AS2G_SANDBOX_SECRET:-}" ]; then $(VALGRIND_SPECS); \
 	else bin/as2g-sandbox run -- $(VALGRIND_SPECS); fi
 
-VALGRIND_SPECS := busted --run=default --lua=spec/valgrind-lua5.4 spec/core
+VALGRIND_SPECS := busted --run=default --lua=spec/valgrind-lua5.4 spec/core spec/quota/api_spec.lua
 
 # The core built with AddressSanitizer and UndefinedBehaviorSanitizer, with a Lua host
-# built the same way (spec/asan/lua-host.c), running the core's and the API's specs;
-# the state machine's own test built so too.
+# built the same way (spec/asan/lua-host.c), running the core's, the API's and the quota
+# engines' specs (their worker processes run on the same host); the state machine's own
+# test built so too.
 ASAN_FLAGS := -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
               -fno-sanitize-recover=undefined
 ASAN_SPECS := ASAN_OPTIONS=detect_leaks=1:exitcode=43 \
               UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
               busted --run=default --lua=build/asan/lua5.4-asan --cpath=./build/asan/?.so \
-              spec/core spec/api
+              spec/core spec/api spec/quota
 
 asan: deps
 	@mkdir -p build/asan/as2gateway
@@ -164,7 +165,7 @@ LUA_ENV := LUA_PATH="$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;;" \
 demo: deps build
 	bin/as2g-sandbox run -- env $(LUA_ENV) $(LUA) examples/quickstart.lua
 
-bench: bench-sandbox bench-client bench-listing
+bench: bench-sandbox bench-client bench-listing bench-quota
 
 bench-sandbox: bench-deps
 	bench/sandbox_throughput.sh
@@ -180,6 +181,10 @@ bench-client: deps build
 # (bench/listing/run.sh: Python, C libcurl + lua-cjson, curl; callgrind counts).
 bench-listing: bench-deps build
 	bench/listing/run.sh
+
+# What one acquire + release costs in each quota engine (a redis-server of its own).
+bench-quota: build
+	$(LUA) bench/quota.lua
 
 # Installs the Lua 5.4 build under lib/lua/5.4 and the LuaJIT build (OpenResty)
 # under lib/lua/5.1, and the tools; each Lua module only beside the interpreter that

@@ -12,6 +12,9 @@
 /* Monotonic time, any fixed origin: nanoseconds and milliseconds. */
 int64_t a2g_mono_ns(void);
 int64_t a2g_mono_ms(void);
+/* Milliseconds since this host booted (CLOCK_BOOTTIME): monotonic, counting suspend,
+ * and the same origin in every process of the host (the shared quota's clock). */
+int64_t a2g_boot_ms(void);
 /* Wall-clock time in milliseconds since the epoch (token expiries). */
 int64_t a2g_wall_ms(void);
 /* Sleeps `ns` nanoseconds, through EINTR, but returns at once when a trapped SIGINT is

@@ -336,8 +336,8 @@ end
 
 --- Whether a TCP port on 127.0.0.1 accepts connections (bash's /dev/tcp).
 function M.port_open(port)
-  return os.execute(("bash -c 'exec 3<>/dev/tcp/127.0.0.1/%d' 2>/dev/null"):format(port))
-    and true or false
+  local ok = os.execute(("bash -c 'exec 3<>/dev/tcp/127.0.0.1/%d' 2>/dev/null"):format(port))
+  return ok == true or ok == 0 -- Lua 5.2+ gives true, 5.1 and LuaJIT the status
 end
 
 --- The wall clock in milliseconds (the one token expiries are counted in).

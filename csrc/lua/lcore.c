@@ -1,5 +1,5 @@
 /* as2gateway.core: the Lua binding of the C core, opened here and nothing else. Each
- * object has a file of its own (lclient.c, lrequest.c, lzip.c, llock.c), and so have
+ * object has a file of its own (lclient.c, lrequest.c, lzip.c, llock.c, lquota.c), and so have
  * errors (lerror.c), the decoder of answers (ljson.c), files (lfiles.c), the process
  * (lsys.c) and what they share (lhelpers.c). Only these files include lua.h; they see
  * the core through its public headers (client.h, error.h, unzip.h, lock.h, fs.h, ...)
@@ -11,6 +11,7 @@
 #include "lfiles.h"
 #include "ljson.h"
 #include "llock.h"
+#include "lquota.h"
 #include "lrequest.h"
 #include "lsys.h"
 #include "lzip.h"
@@ -29,6 +30,7 @@ __attribute__((visibility("default"))) int luaopen_as2gateway_core(lua_State *L)
     a2g_open_sys(L);
     a2g_open_zip(L);
     a2g_open_lock(L);
+    a2g_open_quota(L);
     lua_createtable(L, A2G_KIND_COUNT - 1, 0);
     for (int k = 1; k < A2G_KIND_COUNT; k++) {
         lua_pushstring(L, a2g_kind_name((a2g_kind)k));

@@ -8,8 +8,9 @@ local sh = h.sh
 
 local root = sh("pwd"):gsub("%s+$", "")
 
---- Starts nginx with `workers` worker processes; returns {url, dir, stop()}.
-function M.start(workers)
+--- Starts nginx with `workers` worker processes, and `locations` (nginx text) added
+--- to its server; returns {url, dir, stop()}.
+function M.start(workers, locations)
   local dir = h.mkdtemp()
   os.execute("mkdir -p " .. dir .. "/logs " .. dir .. "/tmp")
   local port
@@ -28,7 +29,7 @@ events { worker_connections 256; }
 http {
   access_log off;
   client_body_temp_path %s/tmp;
-  lua_package_path "%s/lua/?.lua;%s/lua/?/init.lua;%s/spec/openresty/?.lua;;";
+  lua_package_path "%s/lua/?.lua;%s/lua/?/init.lua;%s/spec/openresty/?.lua;%s/spec/quota/?.lua;;";
   lua_package_cpath "%s/build/luajit/?.so;;";
   lua_shared_dict as2gateway 1m;
   server {
@@ -46,9 +47,11 @@ http {
       content_by_lua_block { require("app").say_count() }
     }
     location = /timer { content_by_lua_block { require("app").timer() } }
+%s
   }
 }
-]]):format(user, workers, dir, dir, dir, root, root, root, root, port)
+]]):format(user, workers, dir, dir, dir, root, root, root, root, root, port,
+      locations or "")
     local f = assert(io.open(dir .. "/nginx.conf", "w"))
     f:write(conf)
     f:close()
