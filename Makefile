@@ -1,5 +1,7 @@
-# as2gateway: build, test, lint, demo and install. Every target installs the Debian
-# packages it needs first (see `deps`), so a fresh Debian machine needs nothing else.
+# as2gateway: build, test, lint, demo and install. `deps` installs the Debian packages
+# the project needs; test, demo, lint, asan, fuzz and CI call it first, so a fresh
+# Debian machine needs nothing else. build and install never run apt-get: a missing
+# header fails them with the compiler's own message.
 
 LUA       ?= lua5.4
 PREFIX    ?= /usr/local
@@ -40,18 +42,28 @@ bench-deps: deps
 	$(call apt_install,$(BENCH_PACKAGES))
 
 # The C core, built once per Lua ABI: Lua 5.4 and LuaJIT (OpenResty). No -llua: the
-# interpreter provides the Lua API.
-CORE_SRC := $(addprefix csrc/,buf.c error.c check.c json.c headers.c url.c ratelimit.c \
-              auth.c stream.c transport.c client.c fs.c lock.c sha256.c unzip.c \
-              interrupt.c qwindow.c quota_file.c quota_redis.c lcore.c lutil.c ljson.c lquota.c)
-CORE_HDR := $(wildcard csrc/*.h)
+# interpreter provides the Lua API. The one list of its sources is the rockspec's (a
+# spec holds it to csrc/); symbol visibility comes from the headers (#pragma GCC
+# visibility), so that any build exports luaopen_as2gateway_core alone.
+ROCKSPEC := $(wildcard rockspec/as2gateway-*.rockspec)
+CORE_SRC := $(shell grep -o 'csrc/[a-z0-9_/]*\.c' $(ROCKSPEC))
+CORE_HDR := $(wildcard csrc/*.h csrc/lua/*.h)
 CFLAGS   ?= -O2 -g
-CORE_CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -fPIC -fvisibility=hidden
+CORE_CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -fPIC -Icsrc
 CORE_LDLIBS := -lcurl -lzip -lhiredis
 CORE_54  := build/lua54/as2gateway/core.so
 CORE_JIT := build/luajit/as2gateway/core.so
 
-build: deps $(CORE_54) $(CORE_JIT)
+# The request state machine on its own, against a scripted transport (csrc/test/): a C
+# program of the core without its binding, run by spec/core/state_machine_spec.lua.
+STATE_TEST := build/test/client_test
+TEST_SRC := $(filter-out csrc/lua/%,$(CORE_SRC)) csrc/test/fake_transport.c csrc/test/client_test.c
+
+$(STATE_TEST): $(TEST_SRC) $(CORE_HDR) $(wildcard csrc/test/*.h)
+	@mkdir -p $(@D)
+	$(CC) $(CORE_CFLAGS) $(CFLAGS) -Icsrc/test -o $@ $(TEST_SRC) $(LDFLAGS) $(CORE_LDLIBS)
+
+build: $(CORE_54) $(CORE_JIT) $(STATE_TEST)
 
 $(CORE_54): $(CORE_SRC) $(CORE_HDR)
 	@mkdir -p $(@D)
@@ -67,14 +79,16 @@ $(CORE_JIT): $(CORE_SRC) $(CORE_HDR)
 # they are set (eval "$$(bin/as2g-sandbox start)"), otherwise a fresh one for the run.
 SPECS := sh -c 'busted --run=default && busted --run=jit'
 
-test: build
+test: deps build
 	@if [ -n "$${AS2G_SANDBOX_SECRET:-}" ]; then $(SPECS); \
 	else bin/as2g-sandbox run -- $(SPECS); fi
 
-# The core's specs (and the quota engines' API) under valgrind's memcheck: no definite
-# leaks, no invalid access.
-valgrind: build
+# The core's specs (and the quota engines' API) under valgrind's memcheck, and the
+# state machine's own test: no definite leaks, no invalid access.
+valgrind: deps build
 	$(call apt_install,valgrind)
+	valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite \
+	  $(STATE_TEST)
 	@if [ -n "$${AS2G_SANDBOX_SECRET:-}" ]; then $(VALGRIND_SPECS); \
 	else bin/as2g-sandbox run -- $(VALGRIND_SPECS); fi
 
@@ -82,7 +96,8 @@ VALGRIND_SPECS := busted --run=default --lua=spec/valgrind-lua5.4 spec/core spec
 
 # The core built with AddressSanitizer and UndefinedBehaviorSanitizer, with a Lua host
 # built the same way (spec/asan/lua-host.c), running the core's, the API's and the quota
-# engines' specs (their worker processes run on the same host).
+# engines' specs (their worker processes run on the same host); the state machine's own
+# test built so too.
 ASAN_FLAGS := -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
               -fno-sanitize-recover=undefined
 ASAN_SPECS := ASAN_OPTIONS=detect_leaks=1:exitcode=43 \
@@ -96,6 +111,9 @@ asan: deps
 	  -o build/asan/as2gateway/core.so $(CORE_SRC) $(CORE_LDLIBS)
 	$(CC) $(ASAN_FLAGS) $$(pkg-config --cflags lua5.4) spec/asan/lua-host.c \
 	  -o build/asan/lua5.4-asan -llua5.4
+	$(CC) $(CORE_CFLAGS) $(ASAN_FLAGS) -Icsrc/test -o build/asan/client_test $(TEST_SRC) \
+	  $(CORE_LDLIBS)
+	ASAN_OPTIONS=detect_leaks=1 build/asan/client_test
 	@if [ -n "$${AS2G_SANDBOX_SECRET:-}" ]; then $(ASAN_SPECS); \
 	else bin/as2g-sandbox run -- env $(ASAN_SPECS); fi
 
@@ -120,7 +138,9 @@ fuzz: deps
 	@set -e; for t in $(FUZZ_TARGETS); do \
 	  case $$t in *_jit) src=$${t%_jit} lua=luajit leaks=0 ;; *) src=$$t lua=lua5.4 leaks=1 ;; esac; \
 	  clang $(FUZZ_FLAGS) -Icsrc $$(pkg-config --cflags $$lua) csrc/fuzz/fuzz_$$src.c \
-	    csrc/headers.c csrc/json.c csrc/ljson.c -o build/fuzz/fuzz_$$t \
+	    csrc/headers.c csrc/names.c csrc/fs.c csrc/json.c csrc/error.c csrc/lua/ljson.c \
+	    csrc/lua/lerror.c \
+	    -o build/fuzz/fuzz_$$t \
 	    $$(pkg-config --libs $$lua) -lm; \
 	  mkdir -p build/fuzz/corpus_$$t; \
 	  echo "== fuzz_$$t for $(FUZZ_SECONDS) s $(FUZZ_ARGS)"; \
@@ -142,7 +162,7 @@ LUA_ENV := LUA_PATH="$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;;" \
            LUA_CPATH="$(CURDIR)/build/lua54/?.so;;"
 
 # The main job: build, start a sandbox, run the quickstart workflow, stop.
-demo: build
+demo: deps build
 	bin/as2g-sandbox run -- env $(LUA_ENV) $(LUA) examples/quickstart.lua
 
 bench: bench-sandbox bench-client bench-listing bench-quota
@@ -152,14 +172,14 @@ bench-sandbox: bench-deps
 
 # The client's benchmarks, each against a fresh sandbox: streaming memory, rate limit
 # utilisation (about 20 s), and memory and descriptors over 10,000 clients/requests.
-bench-client: build
+bench-client: deps build
 	bin/as2g-sandbox run -- $(LUA) bench/memory.lua
 	bin/as2g-sandbox run -- $(LUA) bench/ratelimit.lua
 	bin/as2g-sandbox run -- $(LUA) bench/resources.lua
 
 # Listing speed and transfers against peers on one loopback nginx of its own
 # (bench/listing/run.sh: Python, C libcurl + lua-cjson, curl; callgrind counts).
-bench-listing: build bench-deps
+bench-listing: bench-deps build
 	bench/listing/run.sh
 
 # What one acquire + release costs in each quota engine (a redis-server of its own).
@@ -167,8 +187,11 @@ bench-quota: build
 	$(LUA) bench/quota.lua
 
 # Installs the Lua 5.4 build under lib/lua/5.4 and the LuaJIT build (OpenResty)
-# under lib/lua/5.1, the Lua modules beside each, and the tools.
+# under lib/lua/5.1, and the tools; each Lua module only beside the interpreter that
+# can load it: as2g's cli.lua (Lua 5.3+) under 5.4, the sandbox (run by nginx's
+# LuaJIT) under 5.1, the rest under both.
 LUA_DIRS := 5.4:lua54 5.1:luajit
+LUA_ONLY_54 := lua/as2gateway/cli.lua
 
 # Only what the build made: no `deps`, so installing never runs apt-get (a missing
 # header fails the build with the compiler's own message instead).
@@ -179,10 +202,14 @@ install: $(CORE_54) $(CORE_JIT)
 	for pair in $(LUA_DIRS); do \
 	  v=$${pair%%:*}; b=$${pair#*:}; \
 	  lib=$(DESTDIR)$(PREFIX)/lib/lua/$$v; share=$(DESTDIR)$(PREFIX)/share/lua/$$v; \
-	  install -d $$lib/as2gateway $$share/as2gateway/sandbox && \
-	  install -m 0755 build/$$b/as2gateway/core.so $$lib/as2gateway/ && \
-	  install -m 0644 lua/as2gateway/*.lua $$share/as2gateway/ && \
-	  install -m 0644 lua/as2gateway/sandbox/*.lua $$share/as2gateway/sandbox/ || exit 1; \
+	  install -d $$lib/as2gateway $$share/as2gateway && \
+	  install -m 0755 build/$$b/as2gateway/core.so $$lib/as2gateway/ || exit 1; \
+	  if [ $$v = 5.4 ]; then mods="$(wildcard lua/as2gateway/*.lua)"; \
+	  else mods="$(filter-out $(LUA_ONLY_54),$(wildcard lua/as2gateway/*.lua))"; \
+	    install -d $$share/as2gateway/sandbox && \
+	    install -m 0644 lua/as2gateway/sandbox/*.lua $$share/as2gateway/sandbox/ || exit 1; \
+	  fi; \
+	  install -m 0644 $$mods $$share/as2gateway/ || exit 1; \
 	done
 
 uninstall:

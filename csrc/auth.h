@@ -10,6 +10,8 @@
 #include "buf.h"
 #include "error.h"
 
+#pragma GCC visibility push(hidden)
+
 typedef struct a2g_auth {
     char *username;
     char *password;        /* NULL when the caller gave a token */
@@ -42,5 +44,7 @@ int a2g_auth_accept(a2g_auth *a, const char *json, size_t len, int64_t now_ms,
  * token is kept until the gateway refuses it. Returns -1 when out of memory. */
 int a2g_auth_set(a2g_auth *a, const char *token, double expiry, int64_t now_ms);
 void a2g_auth_forget(a2g_auth *a);
+
+#pragma GCC visibility pop
 
 #endif

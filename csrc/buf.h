@@ -4,6 +4,8 @@
 
 #include <stddef.h>
 
+#pragma GCC visibility push(hidden)
+
 typedef struct a2g_buf {
     char *data;     /* always NUL-terminated when non-NULL */
     size_t len;
@@ -22,5 +24,7 @@ int a2g_buf_append(a2g_buf *b, const void *data, size_t n);
 int a2g_buf_appends(a2g_buf *b, const char *s);
 void a2g_buf_reset(a2g_buf *b);
 void a2g_buf_free(a2g_buf *b);
+
+#pragma GCC visibility pop
 
 #endif

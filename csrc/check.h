@@ -7,6 +7,8 @@
 
 #include <stddef.h>
 
+#pragma GCC visibility push(hidden)
+
 typedef enum a2g_text {
     A2G_TEXT_PLAIN,        /* any text handed to C (credentials, names): no NUL */
     A2G_TEXT_PATH,         /* a file path: non-empty, no NUL (C would cut it there) */
@@ -19,5 +21,7 @@ typedef enum a2g_text {
 /* NULL when the `len` bytes at `s` may be used as `what`; otherwise why not, as a
  * phrase ("holds a NUL byte"). */
 const char *a2g_check_text(const char *s, size_t len, a2g_text what);
+
+#pragma GCC visibility pop
 
 #endif

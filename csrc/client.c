@@ -8,27 +8,93 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "auth.h"
+#include "buf.h"
 #include "check.h"
+#include "clock.h"
+#include "curl_transport.h"
 #include "headers.h"
 #include "json.h"
+#include "quota.h"
+#include "stream.h"
+#include "transport.h"
+#include "url.h"
 
 enum { IDLE, RUNNING, DONE };
 
 #define MAX_REDIRECTS 5
 
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
+struct a2g_client {
+    a2g_buf base;
+    a2g_origin origin;
+    a2g_auth auth;
+    a2g_quota *quota[2];         /* the window and the outside limiter, when given */
+    int nquota;
+    int64_t window_ms;           /* the window's length: a 429 without Retry-After waits it */
+    int64_t blocked_until;       /* no request before this (a 429's Retry-After) */
+    a2g_transport *transport;
+    int retries;
+    int64_t backoff_base_ms, backoff_cap_ms, retry_after_cap_ms;
+    size_t max_json;
+    int64_t max_download;
+    int64_t json_timeout_ms;
+    void *hook_ud;
+    a2g_clock_fn clock;
+    a2g_log_fn log;
+    a2g_progress_fn progress;
+    a2g_stats stats;
+    uint32_t rng;
+    a2g_request *active;         /* the request whose transfer is in flight */
+};
+
+struct a2g_request {
+    a2g_client *c;
+    char method[8];
+    a2g_buf path;                /* "/message/received?pageLength=100" */
+    a2g_buf extra;               /* the caller's header lines (transport.h) */
+    a2g_source source;
+    a2g_sink sink;
+    int is_send;                 /* POST /message/...: never resent once it may have arrived */
+    int is_login;                /* POST /authorize itself */
+    /* state */
+    int phase;
+    int login_first;
+    int used_token;
+    int logins;                  /* successful /authorize calls of this request */
+    int fresh;                   /* the token held was obtained by this request */
+    int attempts;
+    int reauthed;
+    int redirects;
+    int waiting;
+    int leased;                  /* slots of the client's quotas held by its transfer */
+    uint64_t lease[2];
+    int64_t not_before;
+    int64_t started;
+    a2g_buf url;
+    a2g_buf target, login_target; /* where a followed redirect sent it (empty: none) */
+    a2g_buf headers;             /* the transfer's header lines: a secret buffer */
+    a2g_xfer xfer;
+    a2g_source login_body;
+    a2g_sink login_answer;
+    int callback_failed;         /* a callback of the host failed (its error is its own) */
+    int blocking;                /* run to its end by one call (perform): it never waits
+                                    for another request's transfer */
+    int64_t last_step;           /* when it was last stepped with its transfer in flight */
+    int64_t out_bytes;           /* of its own last transfer (not a login's) that went out */
+    /* outcome */
+    a2g_error err;
+    a2g_outcome out;             /* its strings are the request's (freed with it) */
+};
 
 static int64_t mono_ms(void *ud)
 {
     (void)ud;
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return a2g_mono_ms();
+}
+
+static int64_t now_ms(a2g_client *c)
+{
+    return c->clock(c->hook_ud);
 }
 
 static uint32_t next_random(a2g_client *c)
@@ -40,12 +106,28 @@ static uint32_t next_random(a2g_client *c)
     return c->rng = x ? x : 0x9e3779b9u;
 }
 
-int a2g_client_init(a2g_client *c, const a2g_client_opts *o, a2g_error *err)
+int a2g_client_global_init(void)
 {
-    memset(c, 0, sizeof *c);
+    return a2g_curl_global_init();
+}
+
+a2g_client *a2g_client_new(const a2g_client_opts *o, a2g_transport *transport,
+                           a2g_error *err)
+{
+    a2g_client *c = calloc(1, sizeof *c);
+    if (!c) {
+        if (transport)
+            transport->ops->free(transport->self);
+        a2g_fail(err, A2G_IO, 0, "out of memory");
+        return NULL;
+    }
     a2g_buf_init(&c->base, 0);
-    c->clock = mono_ms;
-    c->rng = (uint32_t)wall_ms() ^ (uint32_t)getpid() ^ (uint32_t)(uintptr_t)c;
+    c->transport = transport;
+    c->hook_ud = o->hook_ud;
+    c->clock = o->clock ? o->clock : mono_ms;
+    c->log = o->log;
+    c->progress = o->progress;
+    c->rng = (uint32_t)a2g_wall_ms() ^ (uint32_t)getpid() ^ (uint32_t)(uintptr_t)c;
     c->retries = o->retries;
     c->backoff_base_ms = o->backoff_base_ms;
     c->backoff_cap_ms = o->backoff_cap_ms;
@@ -58,43 +140,84 @@ int a2g_client_init(a2g_client *c, const a2g_client_opts *o, a2g_error *err)
         a2g_fail(err, A2G_INVALID, 0, "the token %s", why);
         goto fail;
     }
-    if (o->transport.user_agent && (why = a2g_check_text(o->transport.user_agent,
-                                                         strlen(o->transport.user_agent),
-                                                         A2G_TEXT_HEADER))) {
+    if (o->conn.user_agent && (why = a2g_check_text(o->conn.user_agent,
+                                                    strlen(o->conn.user_agent),
+                                                    A2G_TEXT_HEADER))) {
         a2g_fail(err, A2G_INVALID, 0, "the user_agent %s", why);
         goto fail;
     }
     if (a2g_url_base(o->url, &c->origin, &c->base, err) != 0)
         goto fail;
     if (a2g_auth_init(&c->auth, o->username, o->password, o->token, o->token_expiry_ms,
-                      wall_ms()) != 0) {
+                      a2g_wall_ms()) != 0) {
         a2g_fail(err, A2G_IO, 0, "out of memory");
         goto fail;
     }
-    if (a2g_ratelimit_init(&c->rl, o->rate_limit, o->rate_window_ms) != 0) {
-        a2g_fail(err, A2G_IO, 0, "out of memory");
+    c->window_ms = o->rate_window_ms;
+    if (o->rate_limit > 0)
+        c->quota[c->nquota++] = a2g_quota_window(o->rate_limit, o->rate_window_ms);
+    if (o->acquire)
+        c->quota[c->nquota++] = a2g_quota_hooks(o->acquire, o->release, o->hook_ud);
+    for (int i = 0; i < c->nquota; i++)
+        if (!c->quota[i]) {
+            a2g_fail(err, A2G_IO, 0, "out of memory");
+            goto fail;
+        }
+    if (!c->transport && !(c->transport = a2g_curl_transport(&o->conn, err)))
         goto fail;
-    }
-    if (a2g_transport_init(&c->transport, &o->transport, err) != 0)
-        goto fail;
-    return 0;
+    return c;
 fail:
     a2g_client_free(c);
-    return -1;
+    return NULL;
 }
 
 void a2g_client_free(a2g_client *c)
 {
-    if (c->active) {
-        a2g_transport_abort(&c->transport);
-        c->active = NULL;
+    if (!c)
+        return;
+    if (c->transport) {
+        if (c->active)
+            c->transport->ops->abort(c->transport->self, &c->active->xfer);
+        c->transport->ops->free(c->transport->self);
+        c->transport = NULL;
     }
-    if (c->transport.multi)
-        a2g_transport_free(&c->transport);
-    a2g_ratelimit_free(&c->rl);
+    c->active = NULL;
+    for (int i = 0; i < c->nquota; i++)
+        a2g_quota_free(c->quota[i]); /* NULL-safe */
+    c->nquota = 0;
     a2g_auth_free(&c->auth);
     a2g_origin_free(&c->origin);
     a2g_buf_free(&c->base);
+    free(c);
+}
+
+const a2g_stats *a2g_client_stats(const a2g_client *c)
+{
+    return &c->stats;
+}
+
+const char *a2g_client_base(const a2g_client *c)
+{
+    return c->base.data;
+}
+
+const char *a2g_client_token(const a2g_client *c, int64_t *expiry_ms, int *usable,
+                             int64_t now_wall_ms)
+{
+    *expiry_ms = c->auth.expiry_ms;
+    *usable = c->auth.token && a2g_auth_valid(&c->auth, now_wall_ms);
+    return c->auth.token;
+}
+
+int a2g_client_set_token(a2g_client *c, const char *token, double expiry,
+                         int64_t now_wall_ms)
+{
+    return a2g_auth_set(&c->auth, token, expiry, now_wall_ms);
+}
+
+int a2g_client_can_login(const a2g_client *c)
+{
+    return a2g_auth_can_login(&c->auth);
 }
 
 static void emit(a2g_request *r, const char *event, long status, int64_t duration,
@@ -109,11 +232,10 @@ static void emit(a2g_request *r, const char *event, long status, int64_t duratio
         ev.method = "POST";
         ev.path = "/authorize";
     }
-    c->log(c->log_ud, &ev);
+    c->log(c->hook_ud, &ev);
 }
 
-a2g_request *a2g_request_new(a2g_client *c, const char *method, const char *path,
-                             a2g_error *err)
+a2g_request *a2g_request_new(a2g_client *c, const char *method, int flags, a2g_error *err)
 {
     a2g_request *r = calloc(1, sizeof *r);
     if (!r) {
@@ -126,19 +248,118 @@ a2g_request *a2g_request_new(a2g_client *c, const char *method, const char *path
     a2g_buf_init(&r->url, 0);
     a2g_buf_init(&r->target, 0);
     a2g_buf_init(&r->login_target, 0);
+    a2g_buf_init(&r->extra, 0);
+    a2g_buf_init_secret(&r->headers, 0); /* the token */
     a2g_buf_init_secret(&r->xfer.errbody, 0); /* a gateway may echo what it was sent */
     a2g_source_none(&r->source);
     a2g_source_none(&r->login_body);
     a2g_sink_memory(&r->sink, c->max_json);
     a2g_sink_memory(&r->login_answer, 64 * 1024);
     r->login_answer.mem.secret = 1; /* the token */
-    if (a2g_buf_appends(&r->path, path) != 0) {
+    r->is_send = (flags & A2G_REQUEST_SEND) != 0;
+    r->is_login = (flags & A2G_REQUEST_LOGIN) != 0;
+    if (r->is_login && a2g_buf_appends(&r->path, "/authorize") != 0) {
         a2g_request_free(r);
         a2g_fail(err, A2G_IO, 0, "out of memory");
         return NULL;
     }
     r->phase = IDLE;
     return r;
+}
+
+int a2g_request_segment(a2g_request *r, const char *seg, size_t len)
+{
+    return a2g_url_append_segment(&r->path, seg, len);
+}
+
+/* An encoded path: '/' first, unreserved characters and escapes only, and no "." or
+ * ".." segment (libcurl and servers would remove it: the request would go elsewhere). */
+static int valid_path(const char *p, size_t len)
+{
+    if (len == 0 || *p != '/' || a2g_check_text(p, len, A2G_TEXT_URL))
+        return 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)p[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
+              || strchr("/-._~%", c)))
+            return 0;
+        if (c == '/') {
+            size_t seg = strcspn(p + i + 1, "/");
+            if ((seg == 1 && p[i + 1] == '.') || (seg == 2 && p[i + 1] == '.' && p[i + 2] == '.'))
+                return 0;
+        }
+    }
+    return 1;
+}
+
+int a2g_request_encoded_path(a2g_request *r, const char *path, size_t len)
+{
+    return valid_path(path, len) ? a2g_buf_append(&r->path, path, len) : -1;
+}
+
+int a2g_request_query(a2g_request *r, const char *name, const char *value, size_t vlen)
+{
+    return a2g_url_append_query(&r->path, name, value, vlen);
+}
+
+int a2g_request_body(a2g_request *r, const char *data, size_t len, a2g_error *err)
+{
+    return a2g_source_memory(&r->source, data, len, err);
+}
+
+int a2g_request_body_file(a2g_request *r, const char *path, a2g_error *err)
+{
+    return a2g_source_file(&r->source, path, err);
+}
+
+void a2g_request_body_reader(a2g_request *r, a2g_reader_fn fn, void *ud)
+{
+    a2g_source_reader(&r->source, fn, ud);
+}
+
+void a2g_request_body_pieces(a2g_request *r)
+{
+    a2g_source_pieces(&r->source);
+}
+
+int a2g_request_add_data(a2g_request *r, const char *data, size_t len, a2g_error *err)
+{
+    return a2g_source_add_data(&r->source, data, len, err);
+}
+
+int a2g_request_add_file(a2g_request *r, const char *path, a2g_error *err)
+{
+    return a2g_source_add_file(&r->source, path, err);
+}
+
+int a2g_request_to_file(a2g_request *r, const char *path, int no_clobber, a2g_error *err)
+{
+    a2g_sink_free(&r->sink);
+    return a2g_sink_file(&r->sink, path, no_clobber, err);
+}
+
+int a2g_request_to_dir(a2g_request *r, const char *dir, a2g_error *err)
+{
+    a2g_sink_free(&r->sink);
+    return a2g_sink_dir(&r->sink, dir, err);
+}
+
+void a2g_request_to_writer(a2g_request *r, a2g_writer_fn fn, void *ud)
+{
+    a2g_sink_free(&r->sink);
+    a2g_sink_writer(&r->sink, fn, ud);
+}
+
+void a2g_request_callback_failed(a2g_request *r)
+{
+    r->callback_failed = 1;
+}
+
+/* Appends the header line "name: value" and its NUL byte to a list (transport.h). */
+static int add_header(a2g_buf *list, const char *name, const char *value)
+{
+    return a2g_buf_appends(list, name) || a2g_buf_append(list, ": ", 2)
+           || a2g_buf_appends(list, value) || a2g_buf_append(list, "", 1);
 }
 
 int a2g_request_header(a2g_request *r, const char *name, const char *value, a2g_error *err)
@@ -150,18 +371,8 @@ int a2g_request_header(a2g_request *r, const char *name, const char *value, a2g_
         return a2g_fail(err, A2G_INVALID, 0, "header %s must not contain CR or LF", name);
     if (strcasecmp(name, "Authorization") == 0)
         return a2g_fail(err, A2G_INVALID, 0, "the Authorization header is the client's own");
-    size_t n = strlen(name) + strlen(value) + 3;
-    char *line = malloc(n);
-    if (!line)
+    if (add_header(&r->extra, name, value) != 0)
         return a2g_fail(err, A2G_IO, 0, "out of memory");
-    snprintf(line, n, "%s: %s", name, value);
-    struct curl_slist *l = curl_slist_append(r->extra, line);
-    free(line);
-    if (!l)
-        return a2g_fail(err, A2G_IO, 0, "out of memory");
-    r->extra = l;
-    if (strcasecmp(name, "Content-Type") == 0)
-        r->has_content_type = 1;
     return 0;
 }
 
@@ -227,22 +438,13 @@ static int fail(a2g_request *r, a2g_kind kind, long status, const char *fmt, con
     return -1;
 }
 
-/* Header lists may hold the token: zero them before they go back to the allocator. */
-static void free_headers(struct curl_slist *l)
-{
-    for (struct curl_slist *e = l; e; e = e->next)
-        explicit_bzero(e->data, strlen(e->data));
-    curl_slist_free_all(l);
-}
-
 static int build_transfer(a2g_request *r, int login)
 {
     a2g_client *c = r->c;
     a2g_xfer *x = &r->xfer;
-    struct curl_slist *h = NULL;
-    char *line = NULL;
-    free_headers(r->headers);
-    r->headers = NULL;
+    a2g_buf *h = &r->headers;
+    int oom = 0;
+    a2g_buf_reset(h); /* a secret buffer: the token's bytes are wiped */
     a2g_buf_reset(&r->url);
     if (login) {
         a2g_buf login_json;
@@ -259,8 +461,8 @@ static int build_transfer(a2g_request *r, int login)
             return fail(r, A2G_IO, 0, "%s", "cannot build the /authorize request");
         }
         a2g_buf_free(&login_json);
-        h = curl_slist_append(h, "Content-Type: application/json");
-        h = curl_slist_append(h, "Accept: application/json");
+        oom = add_header(h, "Content-Type", "application/json")
+              || add_header(h, "Accept", "application/json");
         x->method = "POST";
         x->source = &r->login_body;
         x->sink = &r->login_answer;
@@ -272,22 +474,9 @@ static int build_transfer(a2g_request *r, int login)
                    || a2g_buf_append(&r->url, r->path.data, r->path.len) != 0))
             return fail(r, A2G_IO, 0, "%s", "out of memory");
         r->used_token = c->auth.token != NULL;
-        if (c->auth.token) {
-            size_t n = strlen(c->auth.token) + 16;
-            line = malloc(n);
-            if (!line)
-                return fail(r, A2G_IO, 0, "%s", "out of memory");
-            snprintf(line, n, "Authorization: %s", c->auth.token);
-            h = curl_slist_append(h, line);
-            explicit_bzero(line, n);
-            free(line);
-        }
-        for (struct curl_slist *e = r->extra; e; e = e->next)
-            h = curl_slist_append(h, e->data);
-        /* libcurl labels POST bodies application/x-www-form-urlencoded unless told
-         * otherwise; the gateway must see no type at all so that it detects one */
-        if (strcmp(r->method, "GET") != 0 && !r->has_content_type)
-            h = curl_slist_append(h, "Content-Type:");
+        if (c->auth.token)
+            oom = add_header(h, "Authorization", c->auth.token);
+        oom = oom || a2g_buf_append(h, r->extra.data, r->extra.len);
         x->method = r->method;
         x->source = &r->source;
         x->sink = &r->sink;
@@ -295,12 +484,11 @@ static int build_transfer(a2g_request *r, int login)
             r->sink.limit = c->max_download;
     }
     x->answer_limit_ms = c->json_timeout_ms;
+    x->progress = c->progress;
+    x->progress_ud = c->hook_ud;
     x->memory_answer = login || r->sink.kind == A2G_SINK_MEMORY;
-    /* the answer decides; 100-continue would only add a round trip */
-    h = curl_slist_append(h, "Expect:");
-    if (!h)
+    if (oom)
         return fail(r, A2G_IO, 0, "%s", "out of memory");
-    r->headers = h;
     x->headers = h;
     if (r->url.len == 0)
         return fail(r, A2G_IO, 0, "%s", "no URL");
@@ -333,41 +521,32 @@ static void retry_or_fail(a2g_request *r, a2g_kind kind, const char *what, int64
     }
     r->attempts++;
     c->stats.retries++;
-    int64_t now = c->clock(c->clock_ud);
+    int64_t now = now_ms(c);
     r->not_before = now + delay;
     emit(r, "retry", r->xfer.status, 0, delay, a2g_kind_name(kind));
     r->phase = IDLE;
 }
 
+/* Backoff before the next retry: min(cap, base * 2^(retries so far)), of which a
+ * random half is jitter ("equal jitter"). */
 static int64_t backoff(a2g_request *r)
 {
     a2g_client *c = r->c;
-    return a2g_backoff_ms(r->attempts + 1, c->backoff_base_ms, c->backoff_cap_ms,
-                          next_random(c));
+    int64_t d = c->backoff_base_ms;
+    for (int i = 0; i < r->attempts && d < c->backoff_cap_ms; i++)
+        d *= 2;
+    if (d > c->backoff_cap_ms)
+        d = c->backoff_cap_ms;
+    if (d <= 1)
+        return d;
+    return d / 2 + (int64_t)(next_random(c) % (uint64_t)(d / 2 + 1));
 }
 
-static a2g_kind curl_kind(CURLcode rc)
+/* A header of the answer the request's last transfer got, or NULL. */
+static const char *header(a2g_request *r, const char *name)
 {
-    switch (rc) {
-    case CURLE_OPERATION_TIMEDOUT:
-        return A2G_TIMEOUT;
-    case CURLE_SSL_CONNECT_ERROR:
-    case CURLE_PEER_FAILED_VERIFICATION:
-    case CURLE_SSL_CERTPROBLEM:
-    case CURLE_SSL_CIPHER:
-    case CURLE_SSL_CACERT_BADFILE:
-    case CURLE_SSL_ISSUER_ERROR:
-    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
-    case CURLE_SSL_INVALIDCERTSTATUS:
-    case CURLE_SSL_CRL_BADFILE:
-    case CURLE_SSL_ENGINE_NOTFOUND:
-    case CURLE_SSL_ENGINE_SETFAILED:
-    case CURLE_SSL_ENGINE_INITFAILED:
-    case CURLE_SSL_SHUTDOWN_FAILED:
-        return A2G_TLS;
-    default:
-        return A2G_NETWORK;
-    }
+    a2g_transport *t = r->c->transport;
+    return t->ops->header(t->self, &r->xfer, name);
 }
 
 /* The longest Retry-After read as such (ten years); anything longer is that. */
@@ -384,12 +563,13 @@ static void on_ratelimited(a2g_request *r, int64_t now)
     long secs = 0;
     int64_t wait;
     c->stats.ratelimited++;
-    if (a2g_parse_retry_after(a2g_transport_header(&c->transport, "Retry-After"),
+    if (a2g_parse_retry_after(header(r, "Retry-After"),
                               time(NULL), RETRY_AFTER_MAX_S, &secs) == 0)
         wait = (int64_t)secs * 1000;
     else
-        wait = c->rl.window_ms ? c->rl.window_ms : 10000;
-    a2g_ratelimit_block(&c->rl, now + wait);
+        wait = c->window_ms ? c->window_ms : 10000;
+    if (now + wait > c->blocked_until)
+        c->blocked_until = now + wait;
     if (wait > c->retry_after_cap_ms) {
         fail_with_answer(r, A2G_RATELIMITED, "the gateway asks to wait longer than "
                          "retry_after_cap before the next request");
@@ -404,28 +584,27 @@ static void on_ratelimited(a2g_request *r, int64_t now)
 
 static void collect_answer(a2g_request *r)
 {
-    a2g_transport *t = &r->c->transport;
     const char *v;
-    r->status = r->xfer.status;
-    if ((v = a2g_transport_header(t, "Content-Type")))
-        r->content_type = strdup(v);
-    if ((v = a2g_transport_header(t, "Link")))
-        r->link = a2g_parse_link(v);
-    if ((v = a2g_transport_header(t, "Content-Disposition")))
-        r->filename = a2g_disposition_filename(v, &r->filename_len);
-    if (r->status == 206 && !r->is_send) {
-        v = a2g_transport_header(t, "X-Batch-Truncation-Index");
-        if (a2g_parse_truncation_index(v, &r->truncation_message, &r->truncation_attachment)
-            != 0) {
+    r->out.status = r->xfer.status;
+    if ((v = header(r, "Content-Type")))
+        r->out.content_type = strdup(v);
+    if ((v = header(r, "Link")))
+        r->out.link = a2g_parse_link(v);
+    if ((v = header(r, "Content-Disposition")))
+        r->out.filename = a2g_disposition_filename(v, &r->out.filename_len);
+    if (r->out.status == 206 && !r->is_send) {
+        v = header(r, "X-Batch-Truncation-Index");
+        if (a2g_parse_truncation_index(v, &r->out.truncation_message,
+                                       &r->out.truncation_attachment) != 0) {
             fail(r, A2G_PROTOCOL, 206, "%s", "a 206 answer without a valid "
                  "X-Batch-Truncation-Index header");
             return;
         }
-        r->has_truncation = 1;
+        r->out.has_truncation = 1;
     }
     int rc = r->sink.kind == A2G_SINK_DIR
-                 ? a2g_sink_commit_named(&r->sink, r->filename, r->filename_len, "attachment",
-                                         &r->err)
+                 ? a2g_sink_commit_named(&r->sink, r->out.filename, r->out.filename_len,
+                                         "attachment", &r->err)
                  : a2g_sink_commit(&r->sink, &r->err);
     if (rc != 0) {
         finish(r);
@@ -440,7 +619,7 @@ static void collect_answer(a2g_request *r)
 static void on_redirect(a2g_request *r, int login)
 {
     a2g_client *c = r->c;
-    const char *loc = a2g_transport_header(&c->transport, "Location");
+    const char *loc = header(r, "Location");
     long s = r->xfer.status;
     int keeps_method = s == 307 || s == 308;
     const char *method = login ? "POST" : r->method;
@@ -449,21 +628,16 @@ static void on_redirect(a2g_request *r, int login)
         finish(r);
         return;
     }
-    char *target = NULL;
-    CURLU *u = curl_url();
-    if (u && curl_url_set(u, CURLUPART_URL, r->url.data, 0) == CURLUE_OK
-        && curl_url_set(u, CURLUPART_URL, loc, 0) == CURLUE_OK)
-        curl_url_get(u, CURLUPART_URL, &target, 0);
-    curl_url_cleanup(u);
+    char *target = a2g_url_resolve(r->url.data, loc);
     if (!target || !a2g_url_redirect_allowed(&c->origin, target)) {
-        curl_free(target);
+        free(target);
         /* the token stays home: only the same host over HTTPS gets it */
         fail(r, A2G_REDIRECT, s, "%s", "redirect to another origin refused (the token is "
              "only sent to the configured host over HTTPS)");
         return;
     }
     if (!login && a2g_source_rewind(&r->source) != 0) {
-        curl_free(target);
+        free(target);
         fail(r, A2G_REDIRECT, s, "%s", "redirect needs the body again, but it came from a "
              "reader");
         return;
@@ -471,7 +645,7 @@ static void on_redirect(a2g_request *r, int login)
     a2g_buf *dst = login ? &r->login_target : &r->target;
     a2g_buf_reset(dst);
     int oom = a2g_buf_appends(dst, target);
-    curl_free(target);
+    free(target);
     if (oom != 0) {
         fail(r, A2G_IO, 0, "%s", "out of memory");
         return;
@@ -498,17 +672,16 @@ static void on_login_done(a2g_request *r, int64_t now)
         answer_deadline(r);
         return;
     }
-    if (x->result != CURLE_OK) {
-        a2g_kind k = curl_kind(x->result);
-        if (k == A2G_TLS)
-            fail(r, k, 0, "%s", a2g_transport_detail(&c->transport));
+    if (x->failure != A2G_OK) {
+        if (x->failure == A2G_TLS)
+            fail(r, x->failure, 0, "%s", x->detail);
         else
-            retry_or_fail(r, k, a2g_transport_detail(&c->transport), backoff(r));
+            retry_or_fail(r, x->failure, x->detail, backoff(r));
         return;
     }
     if (x->status == 200) {
         if (a2g_auth_accept(&c->auth, r->login_answer.mem.data, r->login_answer.mem.len,
-                            wall_ms(), &r->err) != 0) {
+                            a2g_wall_ms(), &r->err) != 0) {
             finish(r);
             return;
         }
@@ -518,7 +691,7 @@ static void on_login_done(a2g_request *r, int64_t now)
         r->logins++;
         r->fresh = 1; /* this token serves this request, however short its life */
         if (r->is_login) {
-            r->status = 200;
+            r->out.status = 200;
             r->err.kind = A2G_OK;
             finish(r);
         } else {
@@ -559,7 +732,7 @@ static void on_main_done(a2g_request *r, int64_t now)
             answer_deadline(r);
         return;
     }
-    if (x->result != CURLE_OK) {
+    if (x->failure != A2G_OK) {
         if (r->callback_failed) {
             fail(r, A2G_CALLBACK, 0, "%s", "a callback raised an error");
             return;
@@ -586,10 +759,8 @@ static void on_main_done(a2g_request *r, int64_t now)
                      r->source.failed > 0 ? strerror(r->source.failed) : "read error");
             return;
         }
-        a2g_kind k = curl_kind(x->result);
-        const char *detail = a2g_transport_detail(&c->transport);
-        if (!*detail)
-            detail = curl_easy_strerror(x->result);
+        a2g_kind k = x->failure;
+        const char *detail = *x->detail ? x->detail : x->reason;
         if (k == A2G_TLS) {
             fail(r, k, 0, "%s", detail);
             return;
@@ -645,17 +816,43 @@ static void on_main_done(a2g_request *r, int64_t now)
     }
 }
 
+/* Hands back the slots its transfer held: the transfer is over at `now`; `reached`:
+ * something of it may have reached the gateway. */
+static void release_quota(a2g_request *r, int64_t now, int reached)
+{
+    a2g_client *c = r->c;
+    for (int i = 0; i < r->leased; i++)
+        c->quota[i]->ops->release(c->quota[i]->self, r->lease[i], now, reached);
+    r->leased = 0;
+}
+
+/* Whether a transfer may start at `now`: a slot of every quota of the client, leased to
+ * the request (0); or the ms to wait, with no slot held; or -1, the request failed (a
+ * quota could not answer). */
+static int64_t acquire_quota(a2g_request *r, int64_t now)
+{
+    a2g_client *c = r->c;
+    while (r->leased < c->nquota) {
+        a2g_quota *q = c->quota[r->leased];
+        int64_t wait = q->ops->acquire(q->self, now, &r->lease[r->leased], &r->err);
+        if (wait != 0) {
+            release_quota(r, now, 0);
+            return wait < 0 ? -1 : wait;
+        }
+        r->leased++;
+    }
+    return 0;
+}
+
 /* Takes the connection from a request whose transfer is in flight but that nobody
  * advances (a step-wise request left unclosed): it fails, a send with the outcome
  * unknown, since its body may have gone out. */
 static void abandon(a2g_request *a, int64_t now)
 {
     a2g_client *c = a->c;
-    a2g_transport_abort(&c->transport);
+    c->transport->ops->abort(c->transport->self, &a->xfer);
     c->active = NULL;
-    a2g_ratelimit_record(&c->rl, now); /* it may have reached the server */
-    if (c->release)
-        c->release(c->rate_ud, now);
+    release_quota(a, now, 1); /* it may have reached the server */
     if (a->is_send && !a->is_login && !a->login_first)
         a2g_fail(&a->err, A2G_UNKNOWN_OUTCOME, 0, "abandoned in flight (another call of "
                  "this client took the connection): the message may have been enqueued; "
@@ -666,27 +863,29 @@ static void abandon(a2g_request *a, int64_t now)
     finish(a);
 }
 
-a2g_step a2g_request_step(a2g_request *r, int wait_ms, int64_t *sleep_ms)
+a2g_step a2g_request_step(a2g_request *r, int wait_ms, int blocking, int64_t *sleep_ms)
 {
     a2g_client *c = r->c;
     *sleep_ms = 0;
+    if (blocking)
+        r->blocking = 1; /* for the rest of its life: its caller blocks till the end */
     if (r->phase == RUNNING)
-        r->last_step = c->clock(c->clock_ud);
+        r->last_step = now_ms(c);
     for (;;) {
         if (r->phase == DONE)
             return A2G_STEP_DONE;
         if (r->phase == IDLE) {
             if (c->active && c->active != r) {
-                int64_t now = c->clock(c->clock_ud);
+                int64_t now = now_ms(c);
                 if (!r->blocking && now - c->active->last_step < A2G_ABANDON_MS) {
                     *sleep_ms = 5; /* another request of this client is on the wire */
                     return A2G_STEP_SLEEP;
                 }
                 abandon(c->active, now);
             }
-            int64_t now = c->clock(c->clock_ud);
+            int64_t now = now_ms(c);
             if (!r->is_login && !r->login_first && !(r->fresh && c->auth.token)
-                && !a2g_auth_valid(&c->auth, wall_ms())) {
+                && !a2g_auth_valid(&c->auth, a2g_wall_ms())) {
                 if (a2g_auth_can_login(&c->auth)) {
                     if (r->logins >= A2G_MAX_LOGINS) {
                         fail(r, A2G_AUTH, 0, "%s", "two logins in one request gave no "
@@ -704,15 +903,21 @@ a2g_step a2g_request_step(a2g_request *r, int wait_ms, int64_t *sleep_ms)
                 *sleep_ms = r->not_before - now;
                 return A2G_STEP_SLEEP;
             }
-            if (c->rl.blocked_until - now > c->retry_after_cap_ms) {
+            if (c->blocked_until - now > c->retry_after_cap_ms) {
                 /* an earlier 429 asked for longer than we wait: no request until then */
-                int64_t left = c->rl.blocked_until - now;
+                int64_t left = c->blocked_until - now;
                 fail(r, A2G_RATELIMITED, 0, "%s", "the gateway asked to wait longer than "
                      "retry_after_cap before the next request");
                 r->err.retry_after = (long)((left + 999) / 1000);
                 continue;
             }
-            int64_t wait = a2g_ratelimit_delay(&c->rl, now);
+            /* the gateway's Retry-After first, then a slot of the quota */
+            int64_t wait = c->blocked_until > now ? c->blocked_until - now
+                                                  : acquire_quota(r, now);
+            if (wait < 0) {
+                finish(r);
+                continue;
+            }
             if (wait > 0) {
                 if (!r->waiting) {
                     r->waiting = 1;
@@ -723,18 +928,10 @@ a2g_step a2g_request_step(a2g_request *r, int wait_ms, int64_t *sleep_ms)
                 *sleep_ms = wait;
                 return A2G_STEP_SLEEP;
             }
-            if (c->acquire) {
-                int64_t w = c->acquire(c->rate_ud);
-                if (w > 0) {
-                    *sleep_ms = w;
-                    return A2G_STEP_SLEEP;
-                }
-            }
             r->waiting = 0;
             if (build_transfer(r, r->is_login || r->login_first) != 0
-                || a2g_transport_start(&c->transport, &r->xfer, &r->err) != 0) {
-                if (c->release)
-                    c->release(c->rate_ud, now);
+                || c->transport->ops->start(c->transport->self, &r->xfer, &r->err) != 0) {
+                release_quota(r, now, 0);
                 finish(r);
                 continue;
             }
@@ -744,18 +941,17 @@ a2g_step a2g_request_step(a2g_request *r, int wait_ms, int64_t *sleep_ms)
             emit(r, "request", 0, 0, 0, NULL);
             r->phase = RUNNING;
         }
-        if (!a2g_transport_step(&c->transport, wait_ms)) {
+        if (!c->transport->ops->step(c->transport->self, &r->xfer, wait_ms)) {
             *sleep_ms = 1;
             return A2G_STEP_IO;
         }
         c->active = NULL;
-        int64_t now = c->clock(c->clock_ud);
-        if (r->xfer.request_bytes > 0)
-            a2g_ratelimit_record(&c->rl, now);
-        if (c->release)
-            c->release(c->rate_ud, now);
+        int64_t now = now_ms(c);
+        release_quota(r, now, r->xfer.request_bytes > 0);
+        if (!r->is_login && !r->login_first)
+            r->out_bytes = r->xfer.request_bytes;
         emit(r, "response", r->xfer.status, now - r->started, 0,
-             r->xfer.result != CURLE_OK ? curl_easy_strerror(r->xfer.result) : NULL);
+             r->xfer.failure != A2G_OK ? r->xfer.reason : NULL);
         if (r->is_login || r->login_first)
             on_login_done(r, now);
         else
@@ -768,29 +964,68 @@ int a2g_request_done(const a2g_request *r)
     return r->phase == DONE;
 }
 
+/* Stops the request's transfer if it is in flight, handing its quota slot back. */
+static void stop_transfer(a2g_request *r)
+{
+    a2g_client *c = r->c;
+    if (c->active != r)
+        return;
+    a2g_transport *t = c->transport;
+    int64_t sent = t->ops->sent(t->self, &r->xfer);
+    t->ops->abort(t->self, &r->xfer);
+    c->active = NULL;
+    if (!r->is_login && !r->login_first)
+        r->out_bytes = sent;
+    release_quota(r, now_ms(c), sent > 0);
+}
+
+void a2g_request_interrupt(a2g_request *r)
+{
+    if (r->phase == DONE)
+        return;
+    stop_transfer(r);
+    if (r->is_send && r->out_bytes > 0)
+        fail(r, A2G_INTERRUPTED, 0, "%s", "interrupted after the message went out: it may "
+             "have been enqueued; check the queued and sent lists before sending it again");
+    else
+        fail(r, A2G_INTERRUPTED, 0, "%s", "interrupted");
+}
+
+const a2g_error *a2g_request_outcome(const a2g_request *r, a2g_outcome *out)
+{
+    memset(out, 0, sizeof *out);
+    if (r->err.kind != A2G_OK)
+        return &r->err;
+    *out = r->out;
+    out->bytes = r->sink.written;
+    if (r->sink.kind == A2G_SINK_FILE || r->sink.kind == A2G_SINK_DIR) {
+        out->path = r->sink.path;
+    } else if (r->sink.kind == A2G_SINK_MEMORY) {
+        out->body = r->sink.mem.data ? r->sink.mem.data : "";
+        out->body_len = r->sink.mem.len;
+    }
+    return &r->err;
+}
+
 void a2g_request_free(a2g_request *r)
 {
     if (!r)
         return;
-    if (r->c && r->c->active == r) {
-        a2g_transport_abort(&r->c->transport);
-        r->c->active = NULL;
-        if (r->c->release)
-            r->c->release(r->c->rate_ud, r->c->clock(r->c->clock_ud));
-    }
+    if (r->c)
+        stop_transfer(r);
     a2g_sink_free(&r->sink);
     a2g_sink_free(&r->login_answer);
     a2g_source_free(&r->source);
     a2g_source_free(&r->login_body);
-    free_headers(r->headers);
-    curl_slist_free_all(r->extra);
+    a2g_buf_free(&r->headers);
+    a2g_buf_free(&r->extra);
     a2g_buf_free(&r->path);
     a2g_buf_free(&r->url);
     a2g_buf_free(&r->target);
     a2g_buf_free(&r->login_target);
     a2g_buf_free(&r->xfer.errbody);
-    free(r->content_type);
-    free(r->link);
-    free(r->filename);
+    free((char *)r->out.content_type);
+    free((char *)r->out.link);
+    free((char *)r->out.filename);
     free(r);
 }

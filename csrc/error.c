@@ -7,21 +7,11 @@
 const char *a2g_kind_name(a2g_kind kind)
 {
     static const char *names[] = {
-#define A2G_KIND_NAME(id, name, text) name,
+#define A2G_KIND_NAME(id, name) name,
         A2G_KINDS(A2G_KIND_NAME)
 #undef A2G_KIND_NAME
     };
     return (unsigned)kind < A2G_KIND_COUNT ? names[kind] : "unknown";
-}
-
-const char *a2g_kind_text(a2g_kind kind)
-{
-    static const char *texts[] = {
-#define A2G_KIND_TEXT(id, name, text) text,
-        A2G_KINDS(A2G_KIND_TEXT)
-#undef A2G_KIND_TEXT
-    };
-    return (unsigned)kind < A2G_KIND_COUNT ? texts[kind] : "unknown error";
 }
 
 int a2g_fail(a2g_error *err, a2g_kind kind, long status, const char *fmt, ...)

@@ -1,9 +1,11 @@
 /* See fs.h. */
 #include "fs.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -106,4 +108,55 @@ int a2g_append_durable(const char *path, const char *data, size_t len, a2g_error
         return a2g_fsync_path(dir, err);
     }
     return 0;
+}
+
+int a2g_write_private(const char *path, const char *data, size_t len, a2g_error *err)
+{
+    size_t n = strlen(path) + 16;
+    char *tmp = malloc(n);
+    if (!tmp)
+        return a2g_fail(err, A2G_IO, 0, "out of memory");
+    snprintf(tmp, n, "%s.XXXXXX", path);
+    int fd = mkostemp(tmp, O_CLOEXEC); /* mode 0600 */
+    if (fd < 0) {
+        a2g_fail(err, A2G_IO, 0, "cannot write %s: %s", path, strerror(errno));
+        free(tmp);
+        return -1;
+    }
+    int ok = write_all(fd, data, len) == 0 && fsync(fd) == 0;
+    close(fd);
+    if (!ok || rename(tmp, path) != 0) {
+        a2g_fail(err, A2G_IO, 0, "cannot write %s: %s", path, strerror(errno));
+        unlink(tmp);
+        free(tmp);
+        return -1;
+    }
+    free(tmp);
+    return 0;
+}
+
+int a2g_listdir(const char *path, int (*fn)(void *ud, const char *name), void *ud,
+                a2g_error *err)
+{
+    DIR *d = opendir(path);
+    if (!d)
+        return a2g_fail(err, A2G_IO, 0, "cannot list %s", path);
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+            continue;
+        if (fn(ud, de->d_name) != 0)
+            break;
+    }
+    closedir(d);
+    return 0;
+}
+
+int a2g_random_bytes(void *buf, size_t n)
+{
+    FILE *f = fopen("/dev/urandom", "rb");
+    size_t got = f ? fread(buf, 1, n, f) : 0;
+    if (f)
+        fclose(f);
+    return got == n ? 0 : -1;
 }

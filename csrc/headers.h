@@ -1,14 +1,13 @@
-/* Defensive parsers for the header values a server sends us, and the file-name
- * sanitiser. Pure C (no Lua, no libcurl): every function takes untrusted bytes and is
- * a libFuzzer target. */
+/* Defensive parsers for the header values a server sends us (the name they carry is
+ * made safe by names.h). Pure C (no Lua, no libcurl): every function takes untrusted
+ * bytes and is a libFuzzer target. */
 #ifndef A2G_HEADERS_H
 #define A2G_HEADERS_H
 
 #include <stddef.h>
 #include <time.h>
 
-/* Longest file name the sanitiser produces, in bytes (NAME_MAX on Linux). */
-#define A2G_NAME_MAX 255
+#pragma GCC visibility push(hidden)
 
 /* Retry-After: delta-seconds or an HTTP-date (IMF-fixdate, RFC 850, asctime).
  * Stores the wait in seconds (>= 0, at most cap_s) relative to `now` and returns 0;
@@ -28,12 +27,6 @@ char *a2g_parse_link(const char *value);
  * `len` receives its length (it may hold NUL bytes from %00). */
 char *a2g_disposition_filename(const char *value, size_t *len);
 
-/* Makes a server-supplied name safe as one path component: '/', '\\', NUL and other
- * control bytes become '_', every run of two or more dots becomes '_', a leading dot
- * becomes '_' (no hidden files; "." and ".." included), "" becomes "_", and the
- * result is cut to A2G_NAME_MAX bytes on a UTF-8 boundary.
- * Idempotent. Writes a NUL-terminated name into out (size >= A2G_NAME_MAX + 1) and
- * returns its length. */
-size_t a2g_sanitize_filename(const char *in, size_t len, char *out);
+#pragma GCC visibility pop
 
 #endif

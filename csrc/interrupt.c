@@ -46,8 +46,3 @@ int a2g_interrupt_pending(void)
 {
     return pending;
 }
-
-void a2g_interrupt_clear(void)
-{
-    pending = 0;
-}

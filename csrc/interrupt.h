@@ -8,13 +8,16 @@
 #ifndef A2G_INTERRUPT_H
 #define A2G_INTERRUPT_H
 
+#pragma GCC visibility push(hidden)
+
 /* Traps SIGINT (on != 0) or restores what was there before (on == 0). A SIGINT that
  * was ignored when the process started (a background job of a shell, nohup) stays
  * ignored: returns 0 then, 1 when trapped. No SA_RESTART: a blocking read (a password
  * prompt) returns with EINTR. */
 int a2g_interrupt_trap(int on);
-/* The signal number that is pending (SIGINT), or 0. */
+/* The signal number that is pending (SIGINT), or 0: it stays pending (the host ends). */
 int a2g_interrupt_pending(void);
-void a2g_interrupt_clear(void);
+
+#pragma GCC visibility pop
 
 #endif

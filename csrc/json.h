@@ -12,6 +12,8 @@
 
 #include <stddef.h>
 
+#pragma GCC visibility push(hidden)
+
 #define A2G_JSON_MAX_DEPTH 64
 
 /* Whether the `len` bytes at `json` are one JSON text (any value, RFC 8259). */
@@ -23,5 +25,7 @@ int a2g_json_valid(const char *json, size_t len);
 int a2g_json_string(const char *json, size_t len, const char *key, char **out,
                     size_t *outlen);
 int a2g_json_number(const char *json, size_t len, const char *key, double *out);
+
+#pragma GCC visibility pop
 
 #endif

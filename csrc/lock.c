@@ -1,6 +1,5 @@
 /* See lock.h. */
 #include "lock.h"
-#include "interrupt.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -8,22 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
-#include <time.h>
 #include <unistd.h>
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(int64_t ms)
-{
-    struct timespec ts = { (time_t)(ms / 1000), (long)(ms % 1000) * 1000000L };
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
-}
+#include "clock.h"
+#include "interrupt.h"
 
 /* The pid the holder wrote into the file, or 0. */
 static long holder_pid(int fd)
@@ -45,7 +32,7 @@ int a2g_lock_acquire(const char *path, int exclusive, int64_t timeout_ms, a2g_er
         a2g_fail(err, A2G_IO, 0, "cannot open the lock file %s: %s", path, strerror(errno));
         return -1;
     }
-    int64_t deadline = mono_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+    int64_t deadline = a2g_mono_ms() + (timeout_ms > 0 ? timeout_ms : 0);
     int64_t pause = 5;
     for (;;) {
         if (flock(fd, (exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB) == 0)
@@ -63,7 +50,7 @@ int a2g_lock_acquire(const char *path, int exclusive, int64_t timeout_ms, a2g_er
             a2g_fail(err, A2G_INTERRUPTED, 0, "interrupted while waiting for %s", path);
             return -1;
         }
-        int64_t left = deadline - mono_ms();
+        int64_t left = deadline - a2g_mono_ms();
         if (left <= 0) {
             long pid = holder_pid(fd);
             close(fd);
@@ -74,7 +61,7 @@ int a2g_lock_acquire(const char *path, int exclusive, int64_t timeout_ms, a2g_er
                 a2g_fail(err, A2G_LOCKED, 0, "%s is locked by another process", path);
             return -1;
         }
-        sleep_ms(pause < left ? pause : left);
+        a2g_sleep_ns((pause < left ? pause : left) * 1000000);
         if (pause < 100)
             pause *= 2;
     }

@@ -12,6 +12,8 @@
 
 #include "error.h"
 
+#pragma GCC visibility push(hidden)
+
 /* Takes the lock (exclusive or shared) on `path`, waiting at most timeout_ms (0: one
  * try). Returns the descriptor holding it, or -1 with A2G_LOCKED (still held by
  * another when the time ran out; the message names its pid when it wrote one) or
@@ -20,5 +22,7 @@
 int a2g_lock_acquire(const char *path, int exclusive, int64_t timeout_ms, a2g_error *err);
 /* Releases the lock and closes the descriptor. */
 void a2g_lock_release(int fd);
+
+#pragma GCC visibility pop
 
 #endif

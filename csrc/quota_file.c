@@ -11,6 +11,7 @@
  * fails its checksum and is replaced by the conservative state). */
 #include "quota_file.h"
 #include "qwindow.h"
+#include "clock.h"
 #include "interrupt.h"
 
 #include <errno.h>
@@ -42,16 +43,7 @@ struct a2g_qfile {
 
 int64_t a2g_qclock_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_BOOTTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return a2g_boot_ms();
 }
 
 uint64_t a2g_qrandom_id(void)
@@ -138,13 +130,6 @@ static uint64_t fnv1a(const char *s, size_t n)
 
 /* Locking ------------------------------------------------------------------------------ */
 
-static void pause_us(long us)
-{
-    struct timespec ts = { us / 1000000, (us % 1000000) * 1000 };
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
-}
-
 static int lock_state(a2g_qfile *q, a2g_error *err)
 {
     int64_t deadline = a2g_qclock_ms() + q->cfg.lock_timeout_ms;
@@ -164,7 +149,7 @@ static int lock_state(a2g_qfile *q, a2g_error *err)
             return a2g_fail(err, A2G_LOCKED, 0,
                             "the quota state in %s stayed locked for %" PRId64 " ms",
                             q->dir, q->cfg.lock_timeout_ms);
-        pause_us(pause);
+        a2g_sleep_ns((int64_t)pause * 1000);
         if (pause < 5000)
             pause *= 2;
     }
@@ -231,7 +216,7 @@ static int parse(a2g_qfile *q, char *text, size_t len, int64_t now)
         /* another boot: CLOCK_BOOTTIME started again. Ages carry over by the wall
          * clock (never less than none); its leases' holders are gone, and may have
          * been heard by the gateway until the reboot: released now. */
-        int64_t elapsed = wall_ms() - boot_wall;
+        int64_t elapsed = a2g_wall_ms() - boot_wall;
         if (elapsed < 0)
             elapsed = 0;
         if (strcmp(boot, q->boot_id) != 0 || boot_ms > now) {
@@ -297,7 +282,7 @@ static int save(a2g_qfile *q, int64_t now, a2g_error *err)
         return a2g_fail(err, A2G_IO, 0, "out of memory");
     size_t n = (size_t)snprintf(buf, cap, "as2g-quota 1\nboot %s %" PRId64 " %" PRId64
                                 "\nblock %" PRId64 "\n",
-                                q->boot_id, now, wall_ms(),
+                                q->boot_id, now, a2g_wall_ms(),
                                 w->blocked_until);
     for (int i = 0; i < w->ne; i++)
         n += (size_t)snprintf(buf + n, cap - n, "e %016" PRIx64 " %" PRId64 "\n", w->e[i].id,

@@ -18,6 +18,8 @@
 
 #include "error.h"
 
+#pragma GCC visibility push(hidden)
+
 typedef struct a2g_qconfig {
     int limit;               /* requests per window (1 to 1e6) */
     int64_t window_ms;       /* the gateway's window */
@@ -88,5 +90,7 @@ int a2g_qfile_acquire_id(a2g_qfile *q, uint64_t id, int64_t hold_until, int64_t 
 /* Counts a request admitted elsewhere as this host's own lease from now, whatever the
  * window holds (the Redis engine's lease that Redis can no longer be told about). */
 int a2g_qfile_adopt(a2g_qfile *q, uint64_t lease, a2g_error *err);
+
+#pragma GCC visibility pop
 
 #endif

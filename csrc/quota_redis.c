@@ -1,5 +1,6 @@
 /* See quota_redis.h. */
 #include "quota_redis.h"
+#include "clock.h"
 #include "qwindow.h"
 
 #include <errno.h>
@@ -68,13 +69,6 @@ struct a2g_qredis {
 static int64_t now_of(const a2g_qredis *q)
 {
     return a2g_qclock_ms() + q->cfg.q.clock_offset_ms;
-}
-
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static struct timeval tv_of(int64_t ms)
@@ -941,7 +935,7 @@ int a2g_qredis_set_token(a2g_qredis *q, const char *token, int64_t expiry, a2g_e
             return a2g_fail(err, A2G_IO, 0, "out of memory");
         snprintf(v, n, "%s %" PRId64, token, expiry);
         /* Redis drops it when it expires (a day at most; an hour when unknown) */
-        int64_t ttl = expiry > 0 ? expiry - wall_ms() : 3600000;
+        int64_t ttl = expiry > 0 ? expiry - a2g_wall_ms() : 3600000;
         if (ttl < 1000)
             ttl = 1000;
         if (ttl > 86400000)

@@ -23,6 +23,8 @@
 #include "error.h"
 #include "quota_file.h"
 
+#pragma GCC visibility push(hidden)
+
 /* The scripts, by name (the fields of quota_scripts.lua), only ever appended. */
 #define A2G_QSCRIPTS(X) \
     X(ACQUIRE, "acquire") X(RELEASE, "release") X(RENEW, "renew") X(CANCEL, "cancel") \
@@ -102,5 +104,7 @@ int a2g_qredis_token(a2g_qredis *q, char *buf, size_t cap, int64_t *expiry, a2g_
 int a2g_qredis_set_token(a2g_qredis *q, const char *token, int64_t expiry, a2g_error *err);
 int a2g_qredis_login(a2g_qredis *q, a2g_error *err);
 void a2g_qredis_login_done(a2g_qredis *q);
+
+#pragma GCC visibility pop
 
 #endif

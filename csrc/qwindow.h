@@ -11,6 +11,8 @@
 
 #include <stdint.h>
 
+#pragma GCC visibility push(hidden)
+
 typedef struct a2g_qentry {
     uint64_t id;
     int64_t t;            /* released at (or, for a lease that ran out, its end) */
@@ -62,5 +64,7 @@ int a2g_qwin_put_entry(a2g_qwindow *w, uint64_t id, int64_t t);
 int a2g_qwin_put_lease(a2g_qwindow *w, const a2g_qlease *lease);
 /* Entries still in the window at `now`, and live leases. */
 int a2g_qwin_count(const a2g_qwindow *w, int64_t now, int *entries, int *leases);
+
+#pragma GCC visibility pop
 
 #endif

@@ -9,6 +9,8 @@
 
 #include "error.h"
 
+#pragma GCC visibility push(hidden)
+
 typedef struct a2g_sha256 {
     uint32_t h[8];
     uint64_t bytes;          /* message length so far */
@@ -23,5 +25,7 @@ void a2g_sha256_final(a2g_sha256 *s, unsigned char digest[32]);
  * length. Not a regular file, or unreadable: A2G_IO. */
 int a2g_sha256_file(const char *path, unsigned char digest[32], int64_t *size,
                     a2g_error *err);
+
+#pragma GCC visibility pop
 
 #endif

@@ -4,14 +4,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <curl/curl.h>
-
-#include "headers.h"
+#include "names.h"
 
 void a2g_source_none(a2g_source *s)
 {
@@ -227,10 +226,9 @@ int a2g_source_rewind(a2g_source *s)
     return 0;
 }
 
-size_t a2g_source_curl_read(char *buf, size_t size, size_t nitems, void *userdata)
+size_t a2g_source_read(a2g_source *s, char *buf, size_t want)
 {
-    a2g_source *s = userdata;
-    size_t want = size * nitems, n = 0;
+    size_t n = 0;
     switch (s->kind) {
     case A2G_SRC_MEMORY:
         n = s->mem.len - s->pos < want ? s->mem.len - s->pos : want;
@@ -241,18 +239,18 @@ size_t a2g_source_curl_read(char *buf, size_t size, size_t nitems, void *userdat
         int64_t left = s->size - s->sent;
         n = (int64_t)want < left ? want : (size_t)left;
         if (n && read_file_part(s, s->fd, buf, n, (int64_t)n == left) == 0)
-            return CURL_READFUNC_ABORT;
+            return A2G_READ_ABORT;
         break;
     }
     case A2G_SRC_READER:
         n = s->read(s->ud, buf, want, &s->failed);
         if (s->failed)
-            return CURL_READFUNC_ABORT;
+            return A2G_READ_ABORT;
         break;
     case A2G_SRC_PIECES:
         n = read_pieces(s, buf, want);
         if (s->failed)
-            return CURL_READFUNC_ABORT;
+            return A2G_READ_ABORT;
         break;
     case A2G_SRC_NONE:
         break;
@@ -316,32 +314,18 @@ void a2g_sink_writer(a2g_sink *k, a2g_write_fn fn, void *ud)
     k->ud = ud;
 }
 
-/* "<dir>/.<base>.XXXXXX.part": in the target's directory, so that rename() is
- * atomic, and hidden, so that a folder watcher does not pick up a partial file. */
+/* The temporary file is in the target's folder, so that rename() is atomic, and named
+ * by names.h (hidden, so that a folder watcher does not pick up a partial file). */
 int a2g_sink_open(a2g_sink *k, a2g_error *err)
 {
     k->written = 0;
     k->overflow = 0;
     if ((k->kind != A2G_SINK_FILE && k->kind != A2G_SINK_DIR) || k->fd >= 0)
         return 0;
-    char *d = strdup(k->path), *b = strdup(k->path);
-    if (!d || !b) {
-        free(d);
-        free(b);
-        return a2g_fail(err, A2G_IO, 0, "out of memory");
-    }
-    size_t n = strlen(k->path) + 32;
-    k->tmp = malloc(n);
-    /* the temporary name must fit NAME_MAX too: at most 200 bytes of the base name */
-    if (k->tmp && k->kind == A2G_SINK_DIR)
-        snprintf(k->tmp, n, "%s/.as2g-download.XXXXXX.part", k->path);
-    else if (k->tmp)
-        snprintf(k->tmp, n, "%s/.%.200s.XXXXXX.part", dirname(d), basename(b));
-    free(d);
-    free(b);
+    k->tmp = a2g_temp_download(k->path, k->kind == A2G_SINK_DIR);
     if (!k->tmp)
         return a2g_fail(err, A2G_IO, 0, "out of memory");
-    k->fd = mkostemps(k->tmp, 5, O_CLOEXEC);
+    k->fd = mkostemps(k->tmp, A2G_TEMP_SUFFIX_LEN, O_CLOEXEC);
     if (k->fd < 0) {
         int e = errno;
         free(k->tmp);
@@ -446,54 +430,16 @@ int a2g_sink_commit_named(a2g_sink *k, const char *name, size_t len, const char 
     a2g_sanitize_filename(name, len, safe);
     if (flush_tmp(k, err) != 0)
         return -1;
-    /* "name", then "name (2).ext", ...: link() fails rather than replace a file */
-    const char *dot = strrchr(safe, '.');
-    size_t slen = strlen(safe);
-    size_t stem = (dot && dot != safe) ? (size_t)(dot - safe) : slen;
-    size_t cap = strlen(k->path) + A2G_NAME_MAX + 32;
-    char *target = malloc(cap);
-    if (!target) {
+    char *target;
+    if (a2g_place_unique(k->tmp, k->path, safe, &target, err) != 0) {
         a2g_sink_abort(k);
-        return a2g_fail(err, A2G_IO, 0, "out of memory");
+        return -1;
     }
-    for (int n = 1; n <= 1000; n++) {
-        if (n == 1) {
-            snprintf(target, cap, "%s/%s", k->path, safe);
-        } else {
-            /* the suffix must not push the name past NAME_MAX: the stem gives way (cut
-             * on a UTF-8 boundary), or the whole name does when the extension is long */
-            char suffix[16];
-            size_t sl = (size_t)snprintf(suffix, sizeof suffix, " (%d)", n);
-            size_t keep = stem, ext = slen - stem;
-            if (ext + sl + 1 > A2G_NAME_MAX) {
-                keep = slen;
-                ext = 0;
-            }
-            if (keep + sl + ext > A2G_NAME_MAX) {
-                keep = A2G_NAME_MAX - sl - ext;
-                while (keep > 0 && ((unsigned char)safe[keep] & 0xC0) == 0x80)
-                    keep--;
-            }
-            snprintf(target, cap, "%s/%.*s%s%s", k->path, (int)keep, safe, suffix,
-                     safe + slen - ext);
-        }
-        if (link(k->tmp, target) == 0) {
-            unlink(k->tmp);
-            free(k->tmp);
-            k->tmp = NULL;
-            free(k->path);
-            k->path = target;
-            sync_dir_of(target);
-            return 0;
-        }
-        if (errno != EEXIST)
-            break;
-    }
-    int e = errno;
-    free(target);
-    a2g_sink_abort(k);
-    return a2g_fail(err, A2G_IO, 0, "cannot store the download in %s: %s", k->path,
-                    strerror(e));
+    free(k->tmp);
+    k->tmp = NULL;
+    free(k->path);
+    k->path = target;
+    return 0;
 }
 
 int a2g_sink_commit(a2g_sink *k, a2g_error *err)

@@ -1,5 +1,5 @@
-/* Request bodies (sources) and response bodies (sinks), streamed in pieces through
- * libcurl's callbacks so that no file is ever held whole in memory. A file sink
+/* Request bodies (sources) and response bodies (sinks), streamed in pieces by the
+ * transport so that no file is ever held whole in memory. A file sink
  * writes to a temporary file beside its target and renames it into place only once
  * the body is complete and on disk. No Lua here. */
 #ifndef A2G_STREAM_H
@@ -10,6 +10,8 @@
 
 #include "buf.h"
 #include "error.h"
+
+#pragma GCC visibility push(hidden)
 
 /* A reader fills buf with up to n bytes and returns how many; 0 is the end. It sets
  * *failed (and returns 0) to abort the transfer. */
@@ -40,7 +42,7 @@ typedef struct a2g_source {
     void *ud;
     int failed;            /* the reader or the file failed (an errno, or -1) */
     int changed;           /* a file changed size while it was being sent */
-    int64_t sent;          /* bytes handed to libcurl */
+    int64_t sent;          /* bytes handed to the transport */
     a2g_piece *pieces;     /* A2G_SRC_PIECES */
     size_t npieces, cur;
     int64_t piece_pos;
@@ -59,7 +61,10 @@ int a2g_source_add_data(a2g_source *s, const char *data, size_t len, a2g_error *
 int a2g_source_add_file(a2g_source *s, const char *path, a2g_error *err);
 /* Back to the first byte for a retry; -1 when a reader has already been consumed. */
 int a2g_source_rewind(a2g_source *s);
-size_t a2g_source_curl_read(char *buf, size_t size, size_t nitems, void *userdata);
+/* The next bytes of the body, up to `want`: how many (0 at its end), or A2G_READ_ABORT
+ * when it failed (s->failed says why; a file that changed size sets s->changed). */
+#define A2G_READ_ABORT ((size_t)-1)
+size_t a2g_source_read(a2g_source *s, char *buf, size_t want);
 void a2g_source_free(a2g_source *s);
 
 typedef enum { A2G_SINK_MEMORY, A2G_SINK_FILE, A2G_SINK_WRITER, A2G_SINK_DIR } a2g_sink_kind;
@@ -100,5 +105,7 @@ int a2g_sink_commit_named(a2g_sink *k, const char *name, size_t len, const char 
 /* File sinks: remove the temporary file. Safe to call more than once. */
 void a2g_sink_abort(a2g_sink *k);
 void a2g_sink_free(a2g_sink *k);
+
+#pragma GCC visibility pop
 
 #endif

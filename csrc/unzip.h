@@ -10,6 +10,8 @@
 
 #include "error.h"
 
+#pragma GCC visibility push(hidden)
+
 typedef struct a2g_zip a2g_zip;
 
 typedef struct a2g_zip_entry {
@@ -30,5 +32,7 @@ int a2g_zip_stat(a2g_zip *z, long index, a2g_zip_entry *e, a2g_error *err);
 int a2g_zip_extract(a2g_zip *z, long index, const char *dest, int no_clobber,
                     uint64_t max_bytes, a2g_error *err);
 void a2g_zip_close(a2g_zip *z);
+
+#pragma GCC visibility pop
 
 #endif

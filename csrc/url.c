@@ -100,6 +100,19 @@ int a2g_url_base(const char *url, a2g_origin *o, a2g_buf *normalized, a2g_error 
     return 0;
 }
 
+char *a2g_url_resolve(const char *base, const char *ref)
+{
+    char *target = NULL, *copy = NULL;
+    CURLU *u = curl_url();
+    if (u && curl_url_set(u, CURLUPART_URL, base, 0) == CURLUE_OK
+        && curl_url_set(u, CURLUPART_URL, ref, 0) == CURLUE_OK
+        && curl_url_get(u, CURLUPART_URL, &target, 0) == CURLUE_OK && target)
+        copy = strdup(target);
+    curl_free(target);
+    curl_url_cleanup(u);
+    return copy;
+}
+
 int a2g_url_redirect_allowed(const a2g_origin *base, const char *target)
 {
     a2g_origin t;

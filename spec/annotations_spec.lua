@@ -66,7 +66,7 @@ end
 
 -- The core's own list of option names, from its source.
 local function core_options()
-  local c = h.read_file("csrc/lcore.c")
+  local c = h.read_file("csrc/lua/lclient.c")
   local list = assert(c:match("CLIENT_OPTIONS%[%]%s*=%s*(%b{})"))
   local set = {}
   for name in list:gmatch('"([%w_]+)"') do set[name] = true end
@@ -131,15 +131,12 @@ end
 local function accepted()
   local init = h.read_file("lua/as2gateway/init.lua")
   local found = {}
-  for what, text in pairs(sources()) do
+  for _, text in pairs(sources()) do
     for body, name in text:gmatch("check_params%(%s*[%w_]+%s*,(.-),%s*\"([%w_]+)\"%s*%)") do
       found[name] = found[name] or A.keys(body)
     end
     for body, name in text:gmatch("check_opts%(%s*[%w_]+%s*,%s*(%b{}),%s*\"([%w_]+)\"") do
       found[name] = A.keys(body)
-    end
-    if what:match("batch%.lua$") then
-      found.download_batch = A.keys(text:match("local allowed = (%b{})"))
     end
   end
   local list = A.keys(init:match("local LIST_PARAMS = (%b{})"))

@@ -40,6 +40,16 @@ function M.sh(cmd)
   return out
 end
 
+--- The lines a shell command writes to stdout, sorted.
+function M.lines(cmd)
+  local p = assert(io.popen(cmd))
+  local out = {}
+  for line in p:lines() do out[#out + 1] = line end
+  p:close()
+  table.sort(out)
+  return out
+end
+
 local function read_file(path)
   local f = io.open(path, "rb")
   if not f then return nil end
@@ -199,12 +209,7 @@ end
 
 -- Lists the entries of a zip file with unzip -Z1 (names, one per line).
 function M.zip_entries(path)
-  local p = io.popen("unzip -Z1 " .. M.quote(path) .. " 2>/dev/null")
-  local names = {}
-  for line in p:lines() do names[#names + 1] = line end
-  p:close()
-  table.sort(names)
-  return names
+  return M.lines("unzip -Z1 " .. M.quote(path) .. " 2>/dev/null")
 end
 
 -- The bytes of one zip entry (unzip -p).
@@ -259,12 +264,40 @@ end
 
 --- The names in a folder, hidden ones included, sorted.
 function M.entries(dir)
-  local p = io.popen("ls -A " .. M.quote(dir))
-  local names = {}
-  for line in p:lines() do names[#names + 1] = line end
+  return M.lines("ls -A " .. M.quote(dir))
+end
+
+--- Injects `n` inbound messages alike (msg as for M.inbound) through ONE curl process
+--- (its `--next` blocks reuse one connection): much faster than n M.inbound calls. The
+--- control surface is not rate limited. Returns the new AS2 message IDs, in order.
+function M.inject(n, msg)
+  msg = msg or {}
+  msg.station = msg.station or "ACME-AS2"
+  msg.partner = msg.partner or "GLOBEX-AS2"
+  msg.attachments = msg.attachments or { { name = "inbound.txt", size = 100 } }
+  local body, config = M.tmpname(), M.tmpname()
+  write_file(body, cjson.encode(msg))
+  local block = table.concat({
+    'url = "' .. M.base .. '/_sandbox/inbound"',
+    'request = "POST"',
+    'cacert = "' .. M.ca .. '"',
+    'header = "X-Sandbox-Secret: ' .. M.secret .. '"',
+    'header = "Content-Type: application/json"',
+    'data-binary = "@' .. body .. '"',
+    'write-out = "\\n"',
+  }, "\n")
+  local blocks = {}
+  for i = 1, n do blocks[i] = block end
+  write_file(config, table.concat(blocks, "\nnext\n") .. "\n")
+  local p = assert(io.popen("curl -sS -K " .. M.quote(config)))
+  local out = p:read("a")
   p:close()
-  table.sort(names)
-  return names
+  os.remove(body)
+  os.remove(config)
+  local ids = {}
+  for id in out:gmatch('"as2MessageId"%s*:%s*"(.-)"') do ids[#ids + 1] = id end
+  assert(#ids == n, ("injected %d of %d messages: %s"):format(#ids, n, out:sub(1, 300)))
+  return ids
 end
 
 --- Registers a sandbox fault (see docs/sandbox.md, POST faults); returns its id.

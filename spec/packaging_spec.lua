@@ -1,7 +1,9 @@
 -- The package as people install it: the rockspec builds and installs offline with
--- LuaRocks, `make install` never runs apt-get, and what either installs runs from the
--- installed tree alone (as2g --version, a sandbox started and stopped, a listing) with
--- a clean environment, outside the checkout. One version, in csrc/version.h.
+-- LuaRocks, `make build` and `make install` never run apt-get, and what either
+-- installs runs from the installed tree alone (as2g --version, a sandbox started and
+-- stopped, a listing) with a clean environment, outside the checkout. One version, in
+-- csrc/version.h; one list of sources, the rockspec's; every build exports
+-- luaopen_as2gateway_core alone; every Lua file goes only where it can be loaded.
 local h = require "helpers"
 
 local VERSION = require("as2gateway")._VERSION
@@ -12,6 +14,37 @@ local function sh(cmd)
   local out = p:read("a")
   p:close()
   return out, tonumber(out:match("exit=(%d+)%s*$"))
+end
+
+-- The dynamic symbols a shared object defines: luaopen_as2gateway_core alone, whatever
+-- built it (the pragmas in the headers, not a compiler flag, hide the rest).
+local function assert_exports_luaopen_only(so)
+  local out, code = sh("nm -D --defined-only " .. h.quote(so))
+  assert.are.equal(0, code, out)
+  local names = {}
+  for name in out:gmatch("%x+ [A-Za-z] ([%w_]+)") do names[#names + 1] = name end
+  assert.are.same({ "luaopen_as2gateway_core" }, names, so .. ":\n" .. out)
+end
+
+-- Every .lua file under `dir` compiles with `lua` (loadfile: syntax only).
+local function assert_loads(dir, lua)
+  local out = sh(("find %s -name '*.lua' | sort | while read -r f; do "
+    .. "%s -e \"assert(loadfile('$f'))\" || echo \"cannot load $f\"; done")
+    :format(h.quote(dir), lua))
+  assert.not_matches("cannot load", out, out)
+end
+
+-- The fake dpkg-query, apt-get and sudo of a PATH where every package looks missing:
+-- each only records that it ran. Returns the folder and the file of the calls.
+local function fake_apt()
+  local bin = h.mkdtemp()
+  local calls = bin .. "/calls"
+  for _, tool in ipairs { "dpkg-query", "apt-get", "sudo" } do
+    h.write_file(bin .. "/" .. tool, ("#!/bin/sh\necho %s \"$@\" >> %s\nexit 1\n")
+      :format(tool, h.quote(calls)))
+    assert(os.execute("chmod +x " .. h.quote(bin .. "/" .. tool)))
+  end
+  return bin, calls
 end
 
 -- Runs a command line in a clean environment (PATH and HOME alone, plus `env`) from
@@ -74,6 +107,43 @@ describe("the package", function()
     assert.matches("^MIT License\n", h.read_file("LICENSE"))
   end)
 
+  it("lists its sources once, in the rockspec: every C file of the core and its binding, "
+     .. "every Lua module", function()
+    local rockspec = h.read_file(ROCKSPEC)
+    local listed = {}
+    for f in rockspec:gmatch('"(csrc/[%w_/]+%.c)"') do listed[#listed + 1] = f end
+    table.sort(listed)
+    assert.are.same(h.lines("ls csrc/*.c csrc/lua/*.c"), listed)
+    -- the Makefile builds what the rockspec lists, nothing of its own
+    local make = sh("make -s -p -n build 2>/dev/null | sed -n 's/^CORE_SRC := //p' | head -1")
+    local built = {}
+    for f in make:gmatch("csrc/[%w_/]+%.c") do built[#built + 1] = f end
+    table.sort(built)
+    assert.are.same(listed, built)
+    local modules = {}
+    for m, f in rockspec:gmatch('%["(as2gateway[%w_.]*)"%] = "(lua/[%w_/]+%.lua)"') do
+      assert.are.equal(f, "lua/" .. (m == "as2gateway" and "as2gateway/init" or
+        m:gsub("%.", "/")) .. ".lua", m)
+      modules[#modules + 1] = f
+    end
+    table.sort(modules)
+    assert.are.same(h.lines("find lua -name '*.lua'"), modules)
+  end)
+
+  it("exports luaopen_as2gateway_core alone from both builds of make build", function()
+    assert_exports_luaopen_only("build/lua54/as2gateway/core.so")
+    assert_exports_luaopen_only("build/luajit/as2gateway/core.so")
+  end)
+
+  it("builds with make build without running apt-get, even where packages look missing",
+    function()
+      local bin, calls = fake_apt()
+      local out, code = sh(("PATH=%s:$PATH make -s build"):format(h.quote(bin)))
+      assert.are.equal(0, code, out)
+      assert.is_nil(h.read_file(calls), "make build ran: " .. tostring(h.read_file(calls)))
+      h.rmtree(bin)
+    end)
+
   it("declares its run-time dependencies in the rockspec", function()
     local rockspec = h.read_file(ROCKSPEC)
     local deps = rockspec:match("\ndependencies = (%b{})")
@@ -101,10 +171,18 @@ describe("the package", function()
       out, code = sh(check)
       assert.are.equal(0, code, out)
       assert.truthy(out:find("loaded\t" .. tree, 1, true), out)
-      -- the tools come along; as2g itself needs Lua 5.3 or later
+      local v = lua.bin == "lua5.4" and "5.4" or "5.1"
+      assert_exports_luaopen_only(tree .. "/lib/lua/" .. v .. "/as2gateway/core.so")
+      -- the tools come along; as2g itself needs Lua 5.3 or later, and says so
       assert.is_truthy(io.open(tree .. "/bin/as2g-sandbox"))
       assert.is_truthy(io.open(tree .. "/bin/as2g"))
-      if lua.bin == "lua5.4" then assert_runs(tree .. "/bin/as2g") end
+      if lua.bin == "lua5.4" then
+        assert_runs(tree .. "/bin/as2g")
+      else
+        out, code = sh(tree .. "/bin/as2g --version")
+        assert.are.equal(2, code, out)
+        assert.matches("as2g: needs Lua 5.3 or later", out)
+      end
       sh("rm -rf " .. h.quote(tree))
     end)
   end
@@ -120,11 +198,19 @@ describe("the package", function()
                              "/share/lua/5.4/as2gateway/cli.lua",
                              "/lib/lua/5.1/as2gateway/core.so",
                              "/share/lua/5.4/as2gateway/init.lua",
+                             "/share/lua/5.1/as2gateway/init.lua",
+                             "/share/lua/5.1/as2gateway/mdn.lua",
                              "/share/lua/5.1/as2gateway/sandbox/server.lua",
                              "/share/doc/as2gateway/LICENSE",
                              "/share/doc/as2gateway/CHANGELOG.md" } do
           assert.is_truthy(io.open(root .. f), f)
         end
+        -- each Lua file only where its interpreter can load it: as2g's (5.3+) under 5.4,
+        -- the sandbox (nginx's LuaJIT) under 5.1
+        assert.is_nil(io.open(root .. "/share/lua/5.1/as2gateway/cli.lua"))
+        assert.is_nil(io.open(root .. "/share/lua/5.4/as2gateway/sandbox/server.lua"))
+        assert_loads(root .. "/share/lua/5.4", "lua5.4")
+        assert_loads(root .. "/share/lua/5.1", "luajit")
         for _, v in ipairs { { "5.4", "lua5.4" }, { "5.1", "luajit" } } do
           out, code = sh(("LUA_CPATH=%s LUA_PATH=%s %s -e "
             .. "'print(require(\"as2gateway\")._VERSION)'")
@@ -153,13 +239,8 @@ describe("the package", function()
 
     it("never runs apt-get, even where the build's packages look missing", function()
       -- dpkg-query says nothing is installed; apt-get and sudo only record that they ran
-      local bin, dest = h.mkdtemp(), h.tmpname()
-      local calls = bin .. "/calls"
-      for _, tool in ipairs { "dpkg-query", "apt-get", "sudo" } do
-        h.write_file(bin .. "/" .. tool, ("#!/bin/sh\necho %s \"$@\" >> %s\nexit 1\n")
-          :format(tool, h.quote(calls)))
-        assert(os.execute("chmod +x " .. h.quote(bin .. "/" .. tool)))
-      end
+      local bin, calls = fake_apt()
+      local dest = h.tmpname()
       local out, code = sh(("PATH=%s:$PATH make -s install DESTDIR=%s PREFIX=/usr")
         :format(h.quote(bin), h.quote(dest)))
       assert.are.equal(0, code, out)

@@ -49,7 +49,7 @@ if mode == "list" then
 elseif mode == "decode" or mode == "decode-old" then
   local text, decode = read(arg[2]), core.decode_json
   if mode == "decode-old" then -- lua-cjson, then the walk init.lua ran before ljson.c
-    local cjson, normalize = require "cjson", require("as2gateway.util").integers
+    local cjson, normalize = require "cjson", require "old_walk"
     decode = function(s) return normalize(cjson.decode(s)) end
   end
   per = timed(tonumber(arg[3]), function() assert(decode(text)) end)

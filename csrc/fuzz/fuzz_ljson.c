@@ -20,7 +20,7 @@
 #include <lua.h>
 #include <lualib.h>
 
-#include "../ljson.h"
+#include "../lua/ljson.h"
 #include "fuzz.h"
 
 /* The recogniser ----------------------------------------------------------------- */

@@ -3,6 +3,7 @@
  * LF, never starts with '.', is never empty or longer than A2G_NAME_MAX, and
  * sanitising it again changes nothing. */
 #include "../headers.h"
+#include "../names.h"
 #include "fuzz.h"
 
 static void check(const char *in, size_t len)

@@ -9,8 +9,9 @@
 -- refused whole; nothing replaces a file that this download did not write itself
 -- (unless asked to).
 local core = require "as2gateway.core"
-local cjson = require "cjson.safe"
-local err = require("as2gateway.util").err
+local json = require "as2gateway.json"
+local util = require "as2gateway.util"
+local err = util.err
 
 local ipairs, pairs, type, tostring = ipairs, pairs, type, tostring
 local min, max = math.min, math.max
@@ -56,8 +57,9 @@ end
 
 -- Longest name an attachment gets on disk: room for a " (99999)" suffix and for the
 -- core's temporary file beside it, ".<name>.XXXXXX.part", within the 255 bytes a
--- file name may have.
-local NAME_MAX = 255 - #" (99999)" - #"..XXXXXX.part"
+-- file name may have. (The core cuts both itself now; the bound stays, since names
+-- must be the same on every run.)
+local NAME_MAX = core.NAME_MAX - #" (99999)" - #"..XXXXXX.part"
 
 -- At most n bytes of s, not cut inside a UTF-8 sequence.
 local function cut(s, n)
@@ -84,11 +86,6 @@ function M.local_name(name)
   return safe
 end
 
-local function numbered(name, n)
-  local base, ext = split_ext(name)
-  return ("%s (%d)%s"):format(base, n, ext)
-end
-
 --- The names a message's attachments get in its folder, in the order of `names` (the
 --- attachment names as the partner gave them): `local_name` of each, and for a name
 --- already given to an earlier attachment, "name (2).ext", "name (3).ext", ... The
@@ -101,7 +98,7 @@ function M.names_for(names)
     local first = candidate
     while taken[candidate] do
       n = n + 1
-      candidate = numbered(first, n)
+      candidate = core.name_variant(first, n)
     end
     taken[candidate] = true
     out[i] = candidate
@@ -232,16 +229,24 @@ end
 -- A path for `name` in `dir` that is neither taken by this extraction nor an existing
 -- file this download did not write itself: `name`, else "name (2).ext", ...
 local function choose(dir, name, taken, written, overwrite)
-  local candidate, n = name, 1
-  while true do
-    local path = dir .. "/" .. candidate
-    if not taken[candidate] and (overwrite or written[path] or not core.stat(path)) then
-      taken[candidate] = true
-      return path
-    end
-    n = n + 1
-    candidate = numbered(name, n)
-  end
+  local path, variant = util.free_path(dir, name, function(p, v)
+    return not taken[v] and (overwrite or written[p] or not core.stat(p))
+  end)
+  if not path then return nil, err("io", "no free name for %s in %s", name, dir) end
+  taken[variant] = true
+  return path
+end
+
+-- Extracts `entry` into `dir` under `name` or the first variant `choose` gives: the
+-- path, or nil and an error.
+local function extract_into(zip, entry, dir, name, taken, written, overwrite, limits)
+  local path, e = choose(dir, name, taken, written, overwrite)
+  if not path then return nil, e end
+  local again = written[path] -- asked for again after a 206: the same file
+  local ok
+  ok, e = extract_to(zip, entry, path, limits, not (overwrite or again))
+  if not ok then return nil, e end
+  return path
 end
 
 local function read_small(zip, entry, scratch)
@@ -333,7 +338,7 @@ function M.extract(zip_path, wanted, state)
     local dir = state.to .. "/" .. M.folder_of(id)
     -- `<id>/.error` alone marks a failed ID; a partner may well name an attachment so
     if list[1].marker then
-      local text = read_small(zip, list[1].entry, state.to .. "/.as2g-error-" .. core.random_hex(8))
+      local text = read_small(zip, list[1].entry, core.temp_path(state.to, "error"))
       r.err = err("notfound", "%s", (text or "the gateway reported an error"):sub(1, 300))
     else
       local ok, e = core.mkdir(dir)
@@ -341,9 +346,10 @@ function M.extract(zip_path, wanted, state)
       local taken = {}
       for _, item in ipairs(list) do
         if not ok then break end
-        local path = choose(dir, item.local_name, taken, state.written, state.overwrite)
-        local again = state.written[path] -- asked for again after a 206: same file
-        ok, e = extract_to(zip, item.entry, path, limits, not (state.overwrite or again))
+        local path
+        path, e = extract_into(zip, item.entry, dir, item.local_name, taken, state.written,
+          state.overwrite, limits)
+        ok = path ~= nil
         if ok then
           state.written[path] = true
           r.folder = dir
@@ -374,13 +380,9 @@ local function new_state(client, opts)
   if type(opts) ~= "table" or type(opts.to) ~= "string" then
     error("download_batch: opts.to (a folder) is required", 3)
   end
-  local allowed = { to = true, markAsRead = true, overwrite = true, max_entry_bytes = true,
-    on_done = true, before_fetch = true, records = true }
-  for k in pairs(opts) do
-    if not allowed[k] then
-      error(("download_batch: unknown option '%s'"):format(tostring(k)), 3)
-    end
-  end
+  util.check_opts(opts, { to = true, markAsRead = true, overwrite = true,
+    max_entry_bytes = true, on_done = true, before_fetch = true, records = true },
+    "download_batch", 4)
   if core.stat(opts.to) ~= "dir" then
     return nil, err("invalid", "%s is not a folder", opts.to)
   end
@@ -416,11 +418,13 @@ local function finish_one_by_one(state, id, last_included)
   local taken = {}
   for _, p in pairs(r.by_index) do taken[p:match("[^/]+$")] = true end
   for i = last_included + 1, #atts - 1 do
-    local path = choose(dir, plan[i + 1], taken, state.written, state.overwrite)
-    local again = state.written[path]
-    local got
-    got, e = client:download("received", id, { index = i, to = path,
-      markAsRead = state.mark and i == #atts - 1, overwrite = state.overwrite or again })
+    local path, got
+    path, e = choose(dir, plan[i + 1], taken, state.written, state.overwrite)
+    if path then
+      got, e = client:download("received", id, { index = i, to = path,
+        markAsRead = state.mark and i == #atts - 1,
+        overwrite = state.overwrite or state.written[path] })
+    end
     if not got then
       r.err = e
       if e.kind == "io" then state.fatal = e end
@@ -438,12 +442,12 @@ local function fetch(state, pending)
     local ok, e = state.before_fetch(pending)
     if not ok then return nil, e, true end
   end
-  local zip_path = state.to .. "/.as2g-batch-" .. core.random_hex(8) .. ".zip"
+  local zip_path = core.temp_path(state.to, "batch", ".zip")
   local res, e = state.client:perform {
     method = "POST", path = batch_path(),
     query = state.mark and { markAsRead = true } or nil,
     headers = { ["Content-Type"] = "application/json" },
-    body = cjson.encode(pending), to_file = zip_path, no_clobber = true,
+    body = json.encode(pending), to_file = zip_path, no_clobber = true,
   }
   if not res then return nil, e, e.kind == "io" end
   -- an index past the IDs asked for makes the whole answer suspect: checked before
@@ -549,7 +553,7 @@ end
 --- All or nothing: an entry it must refuse (a link, a folder, past
 --- a limit) fails the download with a `protocol` error, and nothing of it is kept.
 function M.download_all(client, spec, to, overwrite)
-  local zip_path = to .. "/.as2g-all-" .. core.random_hex(8) .. ".zip"
+  local zip_path = core.temp_path(to, "all", ".zip")
   spec.to_file, spec.no_clobber = zip_path, true
   local res, e = client:perform(spec)
   if not res then return nil, e end
@@ -569,10 +573,9 @@ function M.download_all(client, spec, to, overwrite)
   end
   local plan, paths, taken = M.names_for(names), {}, {}
   for i, entry in ipairs(entries) do
-    local path = choose(to, plan[i], taken, {}, overwrite)
-    local ok
-    ok, e = extract_to(zip, entry, path, limits, not overwrite)
-    if not ok then
+    local path
+    path, e = extract_into(zip, entry, to, plan[i], taken, {}, overwrite, limits)
+    if not path then
       zip:close()
       os.remove(zip_path)
       for _, p in ipairs(paths) do os.remove(p) end

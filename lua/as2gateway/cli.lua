@@ -3,8 +3,8 @@
 -- progress bars when stderr is a terminal, documented exit codes, and the password
 -- never on the command line.
 local argparse = require "argparse"
-local cjson = require "cjson.safe"
 local json = require "as2gateway.json"
+local util = require "as2gateway.util"
 local as2gateway = require "as2gateway"
 local core = as2gateway.core
 
@@ -213,7 +213,7 @@ local function read_token(cfg)
   local _, path = cache_path(cfg)
   local f = path and io.open(path, "rb")
   if not f then return nil end
-  local t = cjson.decode(f:read("a") or "")
+  local t = core.decode_json(f:read("a") or "")
   f:close()
   if type(t) ~= "table" or t.url ~= cfg.url or t.username ~= cfg.username
      or type(t.token) ~= "string" or type(t.expiry) ~= "number" then
@@ -237,9 +237,9 @@ end
 
 local function save_token(cfg, token, expiry)
   local dir, path = cache_path(cfg)
-  if not dir then return nil, core.error("io", "cannot cache the token: " .. NO_HOME) end
+  if not dir then return util.fail("io", "cannot cache the token: %s", NO_HOME) end
   mkdirs(dir) -- $XDG_CACHE_HOME need not exist yet
-  return core.write_private(path, cjson.encode { url = cfg.url, username = cfg.username,
+  return core.write_private(path, json.encode { url = cfg.url, username = cfg.username,
     token = token, expiry = expiry })
 end
 
@@ -792,7 +792,7 @@ function commands.inbox(ctx)
       say(("as2g: %s; trying again in %d s"):format(tostring(derr), math.floor(delay)))
     end
     if last then break end
-    ctx.client.sleep(delay)
+    ctx.client:sleep(delay)
     if core.interrupted() then return EXIT.interrupted end
   end
   return code

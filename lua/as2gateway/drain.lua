@@ -8,7 +8,7 @@
 -- journal entry is left unfinished (the next drain fetches it again) and, when the
 -- gateway may have marked it read, it is marked unread again.
 local core = require "as2gateway.core"
-local cjson = require "cjson.safe"
+local json = require "as2gateway.json"
 local batch = require "as2gateway.batch"
 local util = require "as2gateway.util"
 local journal = require "as2gateway.journal"
@@ -34,7 +34,7 @@ local function read_journal(path)
   for _, line in ipairs(journal.lines(path) or {}) do
     local step, rest = line:match("^(%a+) (.+)$")
     if step == "fetch" then
-      local msg = util.integers(cjson.decode(rest))
+      local msg = core.decode_json(rest)
       if type(msg) == "table" and type(msg.as2MessageId) == "string" then
         local id = msg.as2MessageId
         if not state[id] then order[#order + 1] = id end
@@ -42,7 +42,7 @@ local function read_journal(path)
       end
     elseif step == "stored" or FINAL[step] then
       -- journals of earlier versions wrote the ID bare
-      local id = rest:sub(1, 1) == '"' and cjson.decode(rest) or rest
+      local id = rest:sub(1, 1) == '"' and core.decode_json(rest) or rest
       if type(id) == "string" and state[id] then state[id].stage = step end
     end
   end
@@ -50,7 +50,7 @@ local function read_journal(path)
 end
 
 local function step_line(step, id)
-  return step .. " " .. cjson.encode(id)
+  return step .. " " .. json.encode(id)
 end
 
 local function append(path, lines)
@@ -63,15 +63,11 @@ end
 
 -- A drain killed mid-download leaves its temporary files behind (hidden, so no one
 -- mistakes them for attachments); the rerun removes them, under the folder's lock.
-local function is_leftover(name)
-  return name:match("^%..+%.part$") or name:match("^%.as2g%-batch%-%x+%.zip$")
-    or name:match("^%.as2g%-error%-%x+$")
-end
-
+-- Which names those are is the core's to say (core.is_leftover), as it names them.
 local function remove_leftovers(dir, depth)
   for _, n in ipairs(core.listdir(dir) or {}) do
     local path = dir .. "/" .. n
-    if is_leftover(n) then
+    if core.is_leftover(n) then
       os.remove(path)
     elseif (depth or 0) == 0 and n:sub(1, 1) ~= "." and core.stat(path) == "dir" then
       remove_leftovers(path, 1)
@@ -88,12 +84,12 @@ end
 local LOCK = ".as2g-drain.lock"
 
 local function take_lock(self, dir, wait)
-  local deadline = self.clock() + wait
+  local deadline = self:now() + wait
   while true do
     local lock, e = core.lock(dir .. "/" .. LOCK, { timeout = 0 })
     if lock then return lock end
     if core.interrupted() then return nil, err("interrupted", "interrupted") end
-    local now = self.clock()
+    local now = self:now()
     if e.kind ~= "locked" or now >= deadline then
       if e.kind == "locked" then
         e = err("locked", "another drain is running in %s%s", dir,
@@ -101,7 +97,7 @@ local function take_lock(self, dir, wait)
       end
       return nil, e
     end
-    self.sleep(math.min(0.1, deadline - now))
+    self:sleep(math.min(0.1, deadline - now))
   end
 end
 
@@ -210,7 +206,7 @@ local function drain_locked(self, opts, summary)
     local lines = {}
     for _, id in ipairs(ids) do
       if state[id].stage == "new" then
-        lines[#lines + 1] = "fetch " .. cjson.encode(state[id].msg)
+        lines[#lines + 1] = "fetch " .. json.encode(state[id].msg)
       end
     end
     if #lines == 0 then return true end

@@ -10,9 +10,7 @@ local M = {
   MAX_BYTES = 10 * 1024 * 1024, -- the gateway's 10 MB, read as MiB (see docs/sandbox.md)
 }
 
-local function invalid(fmt, ...)
-  return nil, core.error("invalid", fmt:format(...))
-end
+local invalid = require("as2gateway.util").invalid
 
 local function basename(path)
   return (path:gsub("/+$", ""):match("([^/]+)$")) or path

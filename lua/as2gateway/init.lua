@@ -4,8 +4,9 @@
 -- users run. Entities are plain tables with the API's own field names; query
 -- parameters keep the API's names. See README.md and docs/core.md.
 local core = require "as2gateway.core"
-local cjson = require "cjson.safe"
+local driver = require "as2gateway.driver"
 local files = require "as2gateway.files"
+local json = require "as2gateway.json"
 local util = require "as2gateway.util"
 
 local setmetatable, type, pairs, ipairs, error = setmetatable, type, pairs, ipairs, error
@@ -45,16 +46,6 @@ local QUEUED_PARAMS = { sortCol = true, sortDir = true, partnerType = true, page
 ---@field context? string with the gateway's message: what failed ("not found")
 ---@field status? integer HTTP status, when there was an answer
 
---- An `invalid` error, for what the caller can fix (nothing was sent).
-local function invalid(fmt, ...)
-  return nil, core.error("invalid", fmt:format(...))
-end
-_M.invalid = invalid
-
--- The core hands expiries over as numbers; on Lua 5.4 they go back as integers. (The
--- answers' JSON needs no such walk: csrc/ljson.c gives integers as integers.)
-local integers = require("as2gateway.util").integers
-
 local function check_kind(kind, allowed, what)
   if not allowed[kind] then
     local names = {}
@@ -74,14 +65,13 @@ end
 local function check_params(params, allowed, what)
   if params == nil then return {} end
   if type(params) ~= "table" then error(what .. ": params must be a table", 3) end
-  for k in pairs(params) do
-    if not allowed[k] then error(("%s: unknown parameter '%s'"):format(what, tostring(k)), 3) end
-  end
+  util.check_opts(params, allowed, what, 4, "parameter")
   return params
 end
 
 ---@class as2gateway.Client
----@field core userdata the as2gateway.core client underneath
+---@field core userdata the as2gateway.core client underneath: it holds the clock and the sleep
+---@field host_sleep? fun(seconds: number) a class that must yield (as2gateway.openresty) sleeps with this, between steps too; nil: blocking
 local Client = {}
 Client.__index = Client
 _M.Client = Client
@@ -109,7 +99,7 @@ _M.Client = Client
 ---@field user_agent? string
 ---@field log? fun(event: table) one table per event, secrets never included
 ---@field clock? fun(): number seconds; replaces the clock (tests, event loops)
----@field sleep? fun(seconds: number) replaces sleeping (e.g. ngx.sleep)
+---@field sleep? fun(seconds: number) replaces sleeping (tests; as2gateway.openresty yields with ngx.sleep instead)
 ---@field progress? fun(ul_now: number, ul_total: number, dl_now: number, dl_total: number) during transfers
 ---@field acquire? fun(): number an outside rate limiter: 0 (go) or the seconds to wait; with release
 ---@field release? fun(seconds: number) gives the slot back, with the time the transfer ended
@@ -120,25 +110,39 @@ _M.Client = Client
 ---@return as2gateway.Client
 function _M.new(opts)
   if type(opts) ~= "table" then error("as2gateway.new: options table expected", 2) end
-  local self = setmetatable({
+  return setmetatable({
     core = core.new(opts),
-    sleep = opts.sleep or core.sleep,
-    clock = opts.clock or core.now,
     log = opts.log,
     marks = 0, -- requests that marked messages read (see Iterator)
   }, Client)
-  return self
 end
 
---- Runs one request through the core: the result, or nil and an error. Blocking by
---- default; as2gateway.openresty replaces it with a loop that yields to nginx.
+--- Runs one request through the core to its end with the one step driver
+--- (as2gateway.driver): the result, or nil and an error. Blocking, unless the class
+--- has a host_sleep to yield with (as2gateway.openresty).
 ---@param spec table a request spec of the core (docs/core.md)
 ---@return table|nil result
 ---@return as2gateway.Error|nil err
 function Client:perform(spec)
   if spec.query and spec.query.markAsRead then self.marks = self.marks + 1 end
-  if self.stepper then return self.stepper(self, spec) end
-  return self.core:perform(spec)
+  local req, err = self.core:request(spec)
+  if not req then return nil, err end
+  return driver.run(req, self.host_sleep)
+end
+
+--- Seconds on the client's clock (the `clock` option, else monotonic).
+---@return number seconds
+function Client:now()
+  return self.core:now()
+end
+
+--- Sleeps the client's way: the class's host_sleep, else the `sleep` option (else
+--- core.sleep, which a trapped Ctrl-C cuts short).
+---@param seconds number
+---@return nil
+function Client:sleep(seconds)
+  if self.host_sleep then return self.host_sleep(seconds) end
+  return self.core:sleep(seconds)
 end
 
 --- A `warning` log event: something the gateway did that is not an error.
@@ -152,15 +156,10 @@ end
 ---@return string|nil token
 ---@return number|as2gateway.Error expiry ms since the epoch, or the error
 function Client:authorize()
-  if self.stepper then -- logs in through the same non-blocking loop as any request
-    local ok, err = self:perform { login = true }
-    if not ok then return nil, err end
-    local token, expiry = self.core:token()
-    return token, integers(expiry)
-  end
-  local token, expiry = self.core:authorize()
-  if not token then return nil, expiry end
-  return token, integers(expiry)
+  local ok, err = self:perform { login = true } -- through the same driver as any request
+  if not ok then return nil, err end
+  local token, expiry = self.core:token()
+  return token, expiry
 end
 
 --- The token the client holds now (no request): token, expiry (integer ms since the
@@ -187,7 +186,7 @@ Client.__close = Client.close
 
 -- The shapes answers must have, checked where they come in (json_call): an answer of
 -- another shape is `nil, err` of kind protocol, never a Lua error further on. Each
--- returns nil when `v` fits, or what is wrong. lua-cjson decodes [] and {} alike.
+-- returns nil when `v` fits, or what is wrong. The decoder gives [] and {} alike.
 local function is_object(v)
   if type(v) ~= "table" then return false end
   for k in pairs(v) do
@@ -233,12 +232,14 @@ local function json_call(self, spec, shape)
   spec.json = true
   local res, err = self:perform(spec)
   if not res then return nil, err end
-  -- the core's decoder already gives integers as integers (csrc/ljson.c)
+  -- the core's decoder already gives integers as integers (csrc/lua/ljson.c)
   local v = res.json
   local wanted = SHAPES[shape](v)
   if wanted then
-    return nil, core.error("protocol", ("the gateway's answer to %s %s is not %s"):format(
-      spec.method or "GET", table.concat(spec.path, "/"), wanted), res.status)
+    local e = util.err("protocol", "the gateway's answer to %s %s is not %s",
+      spec.method or "GET", table.concat(spec.path, "/"), wanted)
+    e.status = res.status
+    return nil, e
   end
   -- one value on success: a second one would read as an error to `if err then`
   return v
@@ -442,14 +443,14 @@ function Client:delete(kind, id_or_ids)
       chunk[#chunk + 1] = id_or_ids[i]
     end
     local ack, err = json_call(self, { method = "DELETE", path = { _M.DELETE_PREFIX, kind },
-      headers = { ["Content-Type"] = "application/json" }, body = cjson.encode(chunk) },
+      headers = { ["Content-Type"] = "application/json" }, body = json.encode(chunk) },
       "object")
     if not ack then return nil, err, total end
     local n = type(ack.message) == "string" and tonumber(ack.message:match("(%d+)"))
     if not n then
       -- the IDs were sent: some may be gone, but the answer does not say how many
-      return nil, core.error("protocol", ("the gateway's answer to a bulk delete does not "
-        .. "say how many were deleted: %s"):format(tostring(ack.message))), total
+      return nil, util.err("protocol", "the gateway's answer to a bulk delete does not say "
+        .. "how many were deleted: %s", tostring(ack.message)), total
     end
     total = total + n
   end
@@ -501,7 +502,7 @@ function Client:send(station, partner, list, params)
   if not res then return nil, err end
   -- a 2xx is the gateway taking the message: a success, whatever its body (reporting
   -- it as a failure would invite a duplicate resend); what is missing is a warning
-  local ack = cjson.decode(res.body or "")
+  local ack = core.decode_json(res.body or "")
   local message = type(ack) == "table" and type(ack.message) == "string" and ack.message or nil
   local warning
   if not message or not res.link then
@@ -605,8 +606,7 @@ function Client:mdn_report(kind, id)
   end }
   if not res then return nil, err end
   if size > mdn.MAX_BYTES then
-    return nil, core.error("protocol", ("the MDN of %s is over %d bytes"):format(id,
-      mdn.MAX_BYTES))
+    return util.fail("protocol", "the MDN of %s is over %d bytes", id, mdn.MAX_BYTES)
   end
   return mdn.parse(table.concat(chunks))
 end
@@ -626,7 +626,7 @@ function Client:_fetch(kind, path, opts)
     return require("as2gateway.batch").download_all(self, spec, opts.to, opts.overwrite)
   end
   if not into_dir then -- before the transfer, not after it
-    local ok, err = require("as2gateway.util").check_target(opts.to, opts.overwrite)
+    local ok, err = util.check_target(opts.to, opts.overwrite)
     if not ok then return nil, err end
   end
   if into_dir then

@@ -12,8 +12,10 @@ local concat = table.concat
 
 local M = {}
 
+local fail = require("as2gateway.util").fail
+
 local function io_error(fmt, ...)
-  return nil, core.error("io", fmt:format(...))
+  return fail("io", fmt, ...)
 end
 
 local function folder_of(path)
@@ -56,8 +58,7 @@ end
 --- Replaces the journal with `lines`, atomically: a reader (or a crash) sees the old
 --- journal or the new one, never a mix.
 function M.replace(path, lines)
-  local tmp = ("%s/.%s.%s.tmp"):format(folder_of(path), path:match("([^/]*)$"),
-    core.random_hex(6))
+  local tmp = core.temp_path(folder_of(path), "journal", ".tmp")
   local f, e = io.open(tmp, "wb")
   if not f then return io_error("cannot write %s: %s", tmp, tostring(e)) end
   local ok, werr = true, nil

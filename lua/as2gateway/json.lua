@@ -1,14 +1,16 @@
---- as2gateway.json: writes JSON that tells empty lists from empty objects. Debian's
--- lua-cjson 2.1.0 writes every empty table as {}; a table marked with json.array(),
--- or held under one of the `array_keys` names, is written as a list even when empty.
--- Used by the sandbox (inside nginx) and by as2g; reading stays with lua-cjson.
+--- as2gateway.json: the one writer of JSON, for the client (request bodies, journals,
+-- as2g's --json) and the sandbox (inside nginx), telling empty lists from empty
+-- objects: Debian's lua-cjson 2.1.0 writes every empty table as {}; a table marked
+-- with json.array(), or held under one of the `array_keys` names, is written as a
+-- list even when empty. Reading is the core's: core.decode_json (csrc/lua/ljson.c)
+-- on the client's side; the sandbox reads with its own lua-cjson.
 local cjson = require "cjson.safe"
 
 local type, pairs, tostring, getmetatable, setmetatable, next =
   type, pairs, tostring, getmetatable, setmetatable, next
 local floor, huge, concat = math.floor, math.huge, table.concat
 
-local M = { decode = cjson.decode, null = cjson.null }
+local M = { null = cjson.null } -- the null core.decode_json gives too
 
 local ARRAY = {}
 

@@ -4,11 +4,12 @@
 -- boundary line, a multipart/signed wrapper around the report, or the disposition
 -- fields alone; CRLF or bare LF line ends. Pure Lua; the payload is bytes from the
 -- partner, so nothing in it is trusted: every failure is `nil, err` (kind protocol).
-local core = require "as2gateway.core"
+local fail = require("as2gateway.util").fail
 
 local type, ipairs, tonumber = type, ipairs, tonumber
 local concat = table.concat
 local char = string.char
+local floor = math.floor
 
 local M = {
   MAX_BYTES = 1024 * 1024, -- an MDN is a few hundred bytes; bigger is not an MDN
@@ -16,7 +17,7 @@ local M = {
 }
 
 local function protocol(fmt, ...)
-  return nil, core.error("protocol", "MDN: " .. fmt:format(...))
+  return fail("protocol", "MDN: " .. fmt, ...)
 end
 
 -- Header blocks ---------------------------------------------------------------------------
@@ -78,10 +79,11 @@ local function unbase64(s)
   for i = 1, #s do
     n = n * 64 + B64_VALUE[s:byte(i)]
     bits = bits + 6
-    if bits >= 8 then
+    if bits >= 8 then -- arithmetic, not bit operators: LuaJIT (OpenResty) loads this too
       bits = bits - 8
-      out[#out + 1] = char((n >> bits) & 0xff)
-      n = n & ((1 << bits) - 1)
+      local unit = 2 ^ bits
+      out[#out + 1] = char(floor(n / unit) % 256)
+      n = n % unit
     end
   end
   return concat(out)

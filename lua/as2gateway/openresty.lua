@@ -1,17 +1,22 @@
 --- as2gateway.openresty: the client inside nginx (OpenResty / ngx_lua), without
--- blocking the worker. The same client and API as `as2gateway`, with three changes:
---  * every request runs step by step, yielding to nginx (ngx.sleep) between steps
---    and through every rate-limit wait, so the worker keeps serving other requests;
+-- blocking the worker. A class derived from as2gateway's client, with the same API and
+-- three changes:
+--  * every request runs step by step through the one step driver (as2gateway.driver),
+--    yielding to nginx (ngx.sleep) between steps and through every rate-limit wait, so
+--    the worker keeps serving other requests;
 --  * with `shared_dict`, the account's rate limit holds for the whole nginx instance
 --    (an exact sliding window kept in the dict, every transfer counted), and
 --  * the token is obtained once and shared by all workers (one logs in, the others
 --    wait for it in the dict).
 -- Use it where ngx_lua may yield: content, access and rewrite phases, and timers.
 local as2gateway = require "as2gateway"
+local driver = require "as2gateway.driver"
+local util = require "as2gateway.util"
 
 local ngx = ngx
-local type, pairs, ipairs, tostring, tonumber = type, pairs, ipairs, tostring, tonumber
-local concat, min = table.concat, math.min
+local setmetatable, type, pairs, ipairs, tostring, tonumber =
+  setmetatable, type, pairs, ipairs, tostring, tonumber
+local concat = table.concat
 
 local _M = { _VERSION = as2gateway._VERSION }
 
@@ -20,30 +25,26 @@ local function now()
   return ngx.now()
 end
 
--- Runs a core request to its end, yielding to nginx between steps. An idle transfer
--- is polled at growing intervals (1 ms to 16 ms): no busy loop, little latency.
-local function stepper(self, spec)
+local Base = as2gateway.Client
+
+---@class as2gateway.openresty.Client: as2gateway.Client
+local Client = setmetatable({}, { __index = Base })
+Client.__index = Client
+Client.__close = Base.close
+Client.host_sleep = ngx and ngx.sleep -- yields: the driver polls, nothing blocks
+_M.Client = Client
+
+--- Runs one request, yielding to nginx; with a shared dict, the account's token is taken
+--- from it first (one worker logs in for all) and a renewed one goes back into it.
+---@param spec table a request spec of the core (docs/core.md)
+---@return table|nil result
+---@return as2gateway.Error|nil err
+function Client:perform(spec)
   if self.shared then
     local ok, err = self.shared:sync_token(self)
     if not ok then return nil, err end
   end
-  local req, err = self.core:request(spec)
-  if not req then return nil, err end
-  local idle = 0.001
-  while true do
-    local state, secs = req:step(0)
-    if state == "done" then break end
-    if state == "sleep" then
-      ngx.sleep(secs)
-      idle = 0.001
-    else
-      ngx.sleep(idle)
-      idle = min(idle * 2, 0.016)
-    end
-  end
-  local res
-  res, err = req:result()
-  req:close()
+  local res, err = Base.perform(self, spec)
   if self.shared then self.shared:publish_token(self) end
   return res, err
 end
@@ -137,14 +138,8 @@ function Shared:sync_token(client)
     if self.dict:add(self.login_key, true, 30) then
       local req, err = client.core:request { login = true }
       if req then
-        while true do
-          local state, secs = req:step(0)
-          if state == "done" then break end
-          ngx.sleep(state == "sleep" and secs or 0.005)
-        end
         local ok
-        ok, err = req:result()
-        req:close()
+        ok, err = driver.run(req, client.host_sleep)
         if ok then self:publish_token(client) end
       end
       self.dict:delete(self.login_key)
@@ -154,7 +149,7 @@ function Shared:sync_token(client)
       ngx.sleep(0.01)
     end
   end
-  return nil, as2gateway.core.error("auth", "no token appeared in the shared dict in time")
+  return util.fail("auth", "no token appeared in the shared dict in time")
 end
 
 -- After a request: a token the client obtained (a renewal after a 401, say) becomes
@@ -168,9 +163,9 @@ end
 
 --- Creates a client for use inside nginx. Options: those of as2gateway.new, plus
 --- `shared_dict` (the name of a lua_shared_dict) to share the rate limit and the
---- token between workers. `sleep` and `clock` are nginx's.
+--- token between workers. Its sleep and clock are nginx's.
 ---@param opts as2gateway.Options|table
----@return as2gateway.Client
+---@return as2gateway.openresty.Client
 function _M.new(opts)
   if type(opts) ~= "table" then error("as2gateway.openresty.new: options table expected", 2) end
   if not ngx or not ngx.sleep then
@@ -178,7 +173,7 @@ function _M.new(opts)
   end
   local copy = {}
   for k, v in pairs(opts) do copy[k] = v end
-  copy.sleep = ngx.sleep
+  copy.sleep = nil -- the class's host_sleep: nginx's
   copy.clock = now
   local shared
   if copy.shared_dict ~= nil then
@@ -203,8 +198,7 @@ function _M.new(opts)
       copy.release = function(when) shared:release(when) end
     end
   end
-  local client = as2gateway.new(copy)
-  client.stepper = stepper
+  local client = setmetatable(as2gateway.new(copy), Client)
   client.shared = shared
   return client
 end

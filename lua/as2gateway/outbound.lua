@@ -3,7 +3,7 @@
 -- decides whether a send of unknown outcome was enqueued, and client:send_dir(...)
 -- sends a folder exactly once, with a journal (see "The outbound journal" below).
 local core = require "as2gateway.core"
-local cjson = require "cjson.safe"
+local json = require "as2gateway.json"
 local util = require "as2gateway.util"
 local journal = require "as2gateway.journal"
 
@@ -88,7 +88,7 @@ function W.wait(self, target, opts)
   ptype = partner_type(opts.partnerType) or ptype
   local timeout = opts.timeout or 300
   local grace, settle = opts.grace or 30, opts.settle or 10
-  local start = self.clock()
+  local start = self:now()
   local deadline = start + timeout
   local delay, max_delay = opts.initial or 2, opts.interval or 30
   local seen, last, last_state = false, nil, nil
@@ -109,11 +109,11 @@ function W.wait(self, target, opts)
   end
 
   while true do
-    local now = self.clock()
+    local now = self:now()
     if now >= deadline then break end
-    self.sleep(min(delay, deadline - now))
+    self:sleep(min(delay, deadline - now))
     delay = min(delay * 1.5, max_delay)
-    now = self.clock()
+    now = self:now()
     local msg, e = self:get("sent", id)
     if msg then
       learn(msg)
@@ -324,7 +324,7 @@ local function resolve_group(self, group, opts, out)
   -- after a failed attempt, or queued where a gateway gives them; one in no list any
   -- more was stopped or deleted before it went out: not a message that reached the
   -- partner (and if it is only being sent, the proof of absence below still sees it)
-  local deadline = self.clock() + (opts.timeout or DEFAULT_RESOLVE_TIMEOUT)
+  local deadline = self:now() + (opts.timeout or DEFAULT_RESOLVE_TIMEOUT)
   local decided = {} -- ID -> {m =, kind =} | false
   local function undecided(g)
     for _, id in ipairs(g.maybe) do
@@ -355,7 +355,7 @@ local function resolve_group(self, group, opts, out)
   local function settle_maybes()
     local delay = 2
     while any_undecided() do
-      local now = self.clock()
+      local now = self:now()
       if now >= deadline then
         local rest = {}
         for _, g in ipairs(open_) do
@@ -374,7 +374,7 @@ local function resolve_group(self, group, opts, out)
         open_ = rest
         return true
       end
-      self.sleep(min(delay, deadline - now))
+      self:sleep(min(delay, deadline - now))
       delay = min(delay * 2, 15)
       for _, g in ipairs(open_) do
         for _, id in ipairs(g.maybe) do
@@ -414,7 +414,7 @@ local function resolve_group(self, group, opts, out)
   -- then it may not be enqueued yet
   local t_queue
   while true do
-    t_queue = self.clock()
+    t_queue = self:now()
     local wall = os.time()
     list = listing("queued")
     if not list then return end
@@ -432,13 +432,13 @@ local function resolve_group(self, group, opts, out)
     for _, g in ipairs(open_) do latest = max(latest, g.arrival) end
     if wall >= latest then break end
     local wait = latest - os.time()
-    if wait > 0 then self.sleep(wait) end
+    if wait > 0 then self:sleep(wait) end
   end
 
   -- the proof of absence: a send still in progress at t_queue has ended since
   local wait_until = t_queue + (opts.max_processing or DEFAULT_MAX_PROCESSING)
-  local now = self.clock()
-  if now < wait_until then self.sleep(wait_until - now) end
+  local now = self:now()
+  if now < wait_until then self:sleep(wait_until - now) end
   list = listing("sent")
   if not list then return end
   take(list, "sent")
@@ -558,7 +558,7 @@ local function read_journal(path)
   if not lines then return nil, e end
   local records, order = {}, {}
   for _, line in ipairs(lines) do
-    local v = cjson.decode(line)
+    local v = core.decode_json(line)
     local n = type(v) == "table" and tointeger(v.n)
     if n then
       local r = records[n]
@@ -569,7 +569,7 @@ local function read_journal(path)
       end
       for k, x in pairs(v) do
         if k ~= "op" and k ~= "n" then
-          if x == cjson.null then r[k] = nil else r[k] = x end
+          if x == json.null then r[k] = nil else r[k] = x end
         end
       end
     end
@@ -579,10 +579,6 @@ local function read_journal(path)
     local r = records[n]
     if type(r.files) == "table" and type(r.station) == "string" and type(r.partner) == "string"
        and type(r.time) == "number" then
-      for _, f in ipairs(r.files) do
-        if type(f) == "table" then f.size = tointeger(f.size) or f.size end
-      end
-      r.time = tointeger(r.time) or r.time
       r.state = r.state or "pending"
       list[#list + 1] = r
     end
@@ -604,17 +600,6 @@ local function classify(e)
     return "unsent", true
   end
   return "unknown", false -- unknown_outcome, io, protocol, anything new
-end
-
--- "invoice.xml" -> "invoice (2).xml", ...: a path in `dir` not taken yet.
-local function free_name(dir, name)
-  if core.stat(dir .. "/" .. name) == nil then return dir .. "/" .. name end
-  local base, ext = name:match("^(.+)(%.[^.]+)$")
-  if not base then base, ext = name, "" end
-  for i = 2, 10000 do
-    local p = ("%s/%s (%d)%s"):format(dir, base, i, ext)
-    if core.stat(p) == nil then return p end
-  end
 end
 
 -- The files to send: regular, non-hidden files of `dir` in name order, each with its
@@ -648,7 +633,7 @@ local function run(self, o)
   if not records then return nil, nlines, report end
   local function append(lines)
     local encoded = {}
-    for i, l in ipairs(lines) do encoded[i] = cjson.encode(l) end
+    for i, l in ipairs(lines) do encoded[i] = json.encode(l) end
     local done, werr = journal.append(jpath, encoded)
     if done then nlines = nlines + #lines end
     return done, werr
@@ -685,7 +670,7 @@ local function run(self, o)
         r.state, r.as2MessageId = "sent", res.message.as2MessageId
         claimed[r.as2MessageId] = true
         lines[#lines + 1] = { n = r.n, op = "resolved", state = "sent",
-          as2MessageId = r.as2MessageId, found = res.where, error = cjson.null }
+          as2MessageId = r.as2MessageId, found = res.where, error = json.null }
       elseif res.absent then
         r.state = "unsent"
         lines[#lines + 1] = { n = r.n, op = "resolved", state = "unsent", found = "absent" }
@@ -729,7 +714,7 @@ local function run(self, o)
     local ok, e = core.mkdir(move_to)
     if not ok then return nil, e end
     if core.sha256_file(f.path) ~= f.sha256 then return true end
-    local target = free_name(move_to, f.name)
+    local target = util.free_path(move_to, f.name) -- "invoice (2).xml" when taken
     if not target then return nil, err("io", "no free name for %s in %s", f.name, move_to) end
     local moved, merr = os.rename(f.path, target)
     if not moved then
@@ -799,7 +784,7 @@ local function run(self, o)
       local lines = {}
       for i, rec in ipairs(fresh) do
         rec.op = "record"
-        lines[i] = cjson.encode(rec)
+        lines[i] = json.encode(rec)
       end
       journal.replace(jpath, lines)
     end

@@ -1,5 +1,7 @@
 --- as2gateway.util: the small helpers every pure-Lua module of the client shares:
--- run-time errors as `as2gateway.Error` values, and the check that raises on misuse.
+-- run-time errors as `as2gateway.Error` values (err, fail, invalid: the one way to
+-- make one), the one check of option tables that raises on misuse, free names on disk
+-- and the bound on listings.
 local core = require "as2gateway.core"
 
 local type, pairs, tostring, error = type, pairs, tostring, error
@@ -11,19 +13,42 @@ function U.err(kind, fmt, ...)
   return core.error(kind, fmt:format(...))
 end
 
+--- `nil, err`: a run-time failure of a stable kind, for `return util.fail(...)`.
+function U.fail(kind, fmt, ...)
+  return nil, core.error(kind, fmt:format(...))
+end
+
 --- `nil, err` of kind "invalid": what the caller can fix, nothing was sent.
 function U.invalid(fmt, ...)
   return nil, core.error("invalid", fmt:format(...))
 end
 
 --- Raises at the caller's caller (level 3) unless `opts` is a table holding only
---- `allowed` keys: an unknown option is misuse, never silently ignored.
-function U.check_opts(opts, allowed, what, level)
+--- `allowed` keys: an unknown option is misuse, never silently ignored. `noun` names
+--- the keys in the message ("option"; "parameter" for the API's query parameters).
+function U.check_opts(opts, allowed, what, level, noun)
   level = level or 3
   if type(opts) ~= "table" then error(what .. ": options table expected", level) end
   for k in pairs(opts) do
     if not allowed[k] then
-      error(("%s: unknown option '%s'"):format(what, tostring(k)), level)
+      error(("%s: unknown %s '%s'"):format(what, noun or "option", tostring(k)), level)
+    end
+  end
+end
+
+--- A path in `dir` for `name` or its first variant ("name (2).ext", ...: the core's
+--- rule, core.name_variant, the one the core's own downloads into folders follow) for
+--- which `usable(path, variant)` is true - by default, that nothing is there (a
+--- stat: a file that appears meanwhile is the writer's no_clobber to refuse). The
+--- path and the variant, or nil when 10,000 were taken.
+function U.free_path(dir, name, usable)
+  for n = 1, 10000 do
+    local variant = core.name_variant(name, n)
+    local path = dir .. "/" .. variant
+    if usable then
+      if usable(path, variant) then return path, variant end
+    elseif core.stat(path) == nil then
+      return path, variant
     end
   end
 end
@@ -36,36 +61,14 @@ function U.check_target(path, overwrite)
   local parent = path:match("^(.*)/[^/]*$") or "."
   if parent == "" then parent = "/" end
   if core.stat(parent) ~= "dir" then
-    return nil, core.error("io", ("cannot store the download in %s: %s is not a folder")
-      :format(path, parent))
+    return U.fail("io", "cannot store the download in %s: %s is not a folder", path, parent)
   end
   if core.stat(path) and not overwrite then
-    return nil, core.error("io", ("cannot store the download in %s: the file exists "
-      .. "(overwrite replaces it)"):format(path))
+    return U.fail("io", "cannot store the download in %s: the file exists (overwrite "
+      .. "replaces it)", path)
   end
   return true
 end
-
--- lua-cjson under Lua 5.4 decodes every number as a float; the API's numbers are
--- integers (timestamps, sizes, counts), so give them back as integers. In place;
--- returns v. (Nothing to do where there are no integers, as on LuaJIT.)
-local tointeger = math.tointeger
-local function integers(v)
-  if not tointeger then return v end
-  if type(v) == "number" then return tointeger(v) or v end
-  if type(v) == "table" then
-    for k, x in pairs(v) do
-      if type(x) == "number" then
-        local i = tointeger(x)
-        if i then v[k] = i end
-      elseif type(x) == "table" then
-        integers(x)
-      end
-    end
-  end
-  return v
-end
-U.integers = integers
 
 --- The one bound on listings that depend on the server to end: a loop over pages
 --- calls guard:page(fresh) after each page it goes on from, with how many of its
@@ -92,9 +95,9 @@ function Guard:page(fresh)
   end
   self.stale = self.stale + 1
   if self.stale < U.MAX_STALE_PAGES then return true end
-  return nil, core.error("protocol", ("%s made no progress: %d pages in a row brought no "
-    .. "message not seen before (the gateway ignores pageOffset, or its totalRecords is "
-    .. "inconsistent)"):format(self.what, self.stale))
+  return U.fail("protocol", "%s made no progress: %d pages in a row brought no message not "
+    .. "seen before (the gateway ignores pageOffset, or its totalRecords is inconsistent)",
+    self.what, self.stale)
 end
 
 return U

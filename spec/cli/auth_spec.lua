@@ -28,7 +28,7 @@ describe("as2g credentials", function()
   end)
 
   after_each(function()
-    S.rmrf(home.dir)
+    h.rmtree(home.dir)
   end)
 
   describe("a short token lifetime", function()

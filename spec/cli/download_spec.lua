@@ -24,7 +24,7 @@ describe("as2g download destinations", function()
   end)
 
   after_each(function()
-    S.rmrf(home.dir)
+    h.rmtree(home.dir)
   end)
 
   it("refuses a file path in a missing folder before the transfer", function()

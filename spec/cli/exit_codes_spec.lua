@@ -22,7 +22,7 @@ describe("as2g exit codes", function()
   end)
 
   after_each(function()
-    S.rmrf(home.dir)
+    h.rmtree(home.dir)
   end)
 
   it("0: success, diagnostics on stderr only", function()

@@ -59,7 +59,7 @@ describe("as2g inbox", function()
   end)
 
   after_each(function()
-    S.rmrf(home.dir)
+    h.rmtree(home.dir)
   end)
 
   it("round-trips a file through the echo partner: send, wait, inbox; then nothing new",
@@ -184,7 +184,7 @@ describe("as2g inbox", function()
       local first = h.inbound { subject = "before" }
       local job = S.spawn(home, { "inbox", "--to", to, "--watch", "--interval", "2",
         "--max-runs", "2", "--exec", h.quote(handler) .. ' "$@"' })
-      assert.truthy(S.until_true(function()
+      assert.truthy(h.wait_until(function()
         return (h.read_file(job.err) or ""):find("new message", 1, true)
       end), "the first run did not finish")
       local second = h.inbound { subject = "between" }

@@ -13,7 +13,7 @@ describe("as2g interrupted", function()
   after_each(function()
     if term then term.kill() end
     term = nil
-    S.rmrf(home.dir)
+    h.rmtree(home.dir)
   end)
 
   -- Runs as2g in a terminal of its own; once it ends, its exit code goes to
@@ -119,7 +119,7 @@ describe("as2g interrupted", function()
     local job = S.spawn(home, { "inbox", "--to", dir, "--lock-wait", "120" })
     h.wait_until(function() return S.process_args():find("--lock-wait", 1, true) end, 20,
       "the second run did not start")
-    S.sleep(0.5) -- it is waiting for the lock now
+    h.sleep(0.5) -- it is waiting for the lock now
     local _, err, code, took = kill_int(job)
     h.write_file(gate, "")
     S.finish(first, 60)

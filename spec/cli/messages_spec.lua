@@ -36,7 +36,7 @@ describe("as2g messages", function()
   end)
 
   after_each(function()
-    S.rmrf(home.dir)
+    h.rmtree(home.dir)
   end)
 
   describe("ls", function()
@@ -299,7 +299,7 @@ describe("as2g messages", function()
     end)
 
     it("deletes more than 100 IDs from stdin, 100 a request", function()
-      S.inject(105, { subject = "bulk" })
+      h.inject(105, { subject = "bulk" })
       local ids = S.ids("received", { pageLength = 100 })
       local more = S.ids("received", { pageLength = 100, pageOffset = 1 })
       for _, id in ipairs(more) do ids[#ids + 1] = id end

@@ -218,7 +218,7 @@ describe("as2g outbound", function()
         io.read("l")
         l:close()
       ]]):format(w.dir .. "/.as2g-send.lock", held))), "w")
-      assert.is_truthy(S.until_true(function() return h.read_file(held) end, 20))
+      assert.is_truthy(h.wait_until(function() return h.read_file(held) end, 20))
       local _, err, code = run { "send-dir", "ACME-AS2", "GLOBEX-AS2", w.dir }
       holder:write("\n")
       holder:close()

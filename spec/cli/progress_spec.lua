@@ -29,7 +29,7 @@ describe("as2g progress bar", function()
   end)
 
   after_each(function()
-    S.rmrf(home.dir)
+    h.rmtree(home.dir)
   end)
 
   describe("downloading a 5 MB attachment", function()

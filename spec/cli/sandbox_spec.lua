@@ -16,7 +16,7 @@ describe("as2g sandbox", function()
   after_each(function()
     -- never leave an nginx behind, whatever failed
     run { "sandbox", "stop", "--dir", state }
-    S.rmrf(home.dir)
+    h.rmtree(home.dir)
   end)
 
   it("starts a sandbox that prints its variables, serves as2g, and stops", function()

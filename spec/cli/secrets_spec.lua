@@ -13,7 +13,7 @@ describe("as2g and the password", function()
   end)
 
   after_each(function()
-    S.rmrf(home.dir)
+    h.rmtree(home.dir)
   end)
 
   it("is in no process's arguments (ps, /proc/PID/cmdline) while a long command runs", function()
@@ -21,7 +21,7 @@ describe("as2g and the password", function()
     local job = S.spawn(home, { "inbox", "--to", to, "--watch", "--interval", "2",
       "--max-runs", "2" })
     -- while it sleeps between its two runs
-    assert.truthy(S.until_true(function()
+    assert.truthy(h.wait_until(function()
       return (h.read_file(job.err) or ""):find("new message", 1, true)
     end), "the first run did not finish")
     local args = S.process_args()

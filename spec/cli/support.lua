@@ -15,19 +15,10 @@ M.root = capture("pwd"):gsub("%s+$", "")
 -- AS2G_SPEC_BIN runs the specs against another as2g (an installed one, an older build)
 M.as2g = os.getenv("AS2G_SPEC_BIN") or (M.root .. "/bin/as2g")
 
---- A new empty folder under /tmp.
-function M.tmpdir()
-  return (capture("mktemp -d /tmp/as2g-cli-XXXXXX"):gsub("%s+$", ""))
-end
-
-function M.rmrf(path)
-  if path and path:match("^/tmp/.") then os.execute("rm -rf " .. h.quote(path)) end
-end
-
 --- A test's private place: XDG_CACHE_HOME and XDG_CONFIG_HOME under one folder, so
 --- token caches and config files never touch the real home.
 function M.home()
-  local dir = M.tmpdir()
+  local dir = h.mkdtemp()
   return { dir = dir, cache = dir .. "/cache", config = dir .. "/config" }
 end
 
@@ -48,7 +39,7 @@ function M.each_test(sub)
   local t = {}
   local busted = require "busted" -- its hooks are no globals outside a spec file
   busted.before_each(function() t.home, t.dir = M.fresh(sub) end)
-  busted.after_each(function() M.rmrf(t.home.dir) end)
+  busted.after_each(function() h.rmtree(t.home.dir) end)
   function t.run(args, opts) return M.run(t.home, args, opts) end
   return t
 end
@@ -60,7 +51,7 @@ end
 function M.workspace()
   local w = {}
   function w.setup() w.home, w.dir = M.fresh("work") end
-  function w.teardown() M.rmrf(w.home.dir) end
+  function w.teardown() h.rmtree(w.home.dir) end
   function w.run(args, opts) return M.run(w.home, args, opts) end
   function w.file(name, data)
     local path = w.dir .. "/" .. name
@@ -150,46 +141,13 @@ function M.tmux(dir, cmdline)
   return t
 end
 
---- Injects `n` inbound messages alike through ONE curl process (its `--next` blocks
---- reuse one connection): much faster than n h.inbound calls.
-function M.inject(n, msg)
-  msg.station = msg.station or "ACME-AS2"
-  msg.partner = msg.partner or "GLOBEX-AS2"
-  msg.attachments = msg.attachments or { { name = "inbound.txt", size = 100 } }
-  local body, config = h.tmpname(), h.tmpname()
-  h.write_file(body, h.json_encode(msg))
-  local block = table.concat({
-    'url = "' .. h.base .. '/_sandbox/inbound"', 'request = "POST"',
-    'cacert = "' .. h.ca .. '"', 'header = "X-Sandbox-Secret: ' .. h.secret .. '"',
-    'header = "Content-Type: application/json"', 'data-binary = "@' .. body .. '"',
-    'write-out = "\\n"',
-  }, "\n")
-  local blocks = {}
-  for i = 1, n do blocks[i] = block end
-  h.write_file(config, table.concat(blocks, "\nnext\n") .. "\n")
-  local out = capture("curl -sS -K " .. h.quote(config))
-  os.remove(body) os.remove(config)
-  local ids = {}
-  for id in out:gmatch('"as2MessageId"%s*:%s*"(.-)"') do ids[#ids + 1] = id end
-  assert(#ids == n, ("injected %d of %d messages"):format(#ids, n))
-  return ids
-end
-
---- Waits (up to `timeout` seconds) until fn() is true; returns its last value.
-function M.until_true(fn, timeout)
-  return h.wait_until(fn, timeout or 20)
-end
-
 --- Waits for a spawned job's end: stdout, stderr, exit code.
 function M.finish(job, timeout)
-  local rc = M.until_true(function() return tonumber(h.read_file(job.rc) or "") end, timeout)
+  local rc = h.wait_until(function() return tonumber(h.read_file(job.rc) or "") end,
+    timeout or 20)
   local o, e = h.read_file(job.out) or "", h.read_file(job.err) or ""
   for _, f in ipairs { job.out, job.err, job.rc, job.pidfile } do os.remove(f) end
   return o, e, rc
-end
-
-function M.sleep(seconds)
-  os.execute(("sleep %.3f"):format(seconds))
 end
 
 --- The command lines of every process, as `ps -eo args` shows them, and from /proc.

@@ -13,7 +13,7 @@ describe("as2g usage", function()
   end)
 
   after_each(function()
-    S.rmrf(home.dir)
+    h.rmtree(home.dir)
   end)
 
   it("lists every command and documents every exit code in --help", function()

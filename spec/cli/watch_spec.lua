@@ -12,7 +12,7 @@ describe("as2g inbox --watch", function()
   end)
 
   after_each(function()
-    S.rmrf(home.dir)
+    h.rmtree(home.dir)
   end)
 
   it("survives a run of 503s: logs it, backs off, and drains once they end", function()

@@ -197,3 +197,39 @@ describe("core.lock", function()
     assert.equal("io", err.kind)
   end)
 end)
+
+describe("the names files get (csrc/names.c, the one room that decides)", function()
+  it("numbers a taken name before its extension, within NAME_MAX, on a UTF-8 boundary",
+    function()
+      assert.equal("invoice.xml", core.name_variant("invoice.xml", 1))
+      assert.equal("invoice (2).xml", core.name_variant("invoice.xml", 2))
+      assert.equal("a.b (3).c", core.name_variant("a.b.c", 3))
+      -- no extension: a name without a dot, a leading one, a trailing one
+      assert.equal("README (2)", core.name_variant("README", 2))
+      assert.equal("_x (2)", core.name_variant("_x", 2))
+      assert.equal("a. (2)", core.name_variant("a.", 2))
+      -- 252 bytes: the suffix would make 257, so the stem gives way, by whole characters
+      local long = ("é"):rep(124) .. ".txt"
+      assert.equal(255, core.NAME_MAX)
+      assert.equal(("é"):rep(123) .. " (12).txt", core.name_variant(long, 12))
+      assert.equal(("é"):rep(122) .. " (1000).txt", core.name_variant(long, 1000))
+    end)
+
+  it("names the Lua layer's temporary files, and knows every one a download leaves",
+    function()
+      local tmp = core.temp_path("/some/dir", "batch", ".zip")
+      assert.matches("^/some/dir/%.as2g%-batch%-%x+%.zip$", tmp)
+      assert.not_equal(tmp, core.temp_path("/some/dir", "batch", ".zip"))
+      assert.has_error(function() core.temp_path("/d", "Not/a word") end)
+      for _, name in ipairs { ".slow.bin.Ab12Cd.part", ".as2g-download.XyZ123.part",
+                              tmp:match("[^/]+$"), ".as2g-all-0f1e.zip", ".as2g-error-9a" } do
+        assert.is_true(core.is_leftover(name), name)
+      end
+      -- finals, journals, locks and the journal's own temporary file are no leftovers
+      for _, name in ipairs { "x.part", ".part", ".as2g-drain.journal", ".as2g-send.lock",
+                              ".as2g-send.journal", ".as2g-batch-.zip", ".as2g-batch-xyz.zip",
+                              core.temp_path("/d", "journal", ".tmp"):match("[^/]+$") } do
+        assert.is_false(core.is_leftover(name), name)
+      end
+    end)
+end)

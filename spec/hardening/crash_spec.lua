@@ -31,7 +31,7 @@ local function inject_groups(n, expected)
       atts = { { name = "a.edi", size = math.random(100, 3000) },
         { name = "b.xml", size = math.random(100, 3000) } }
     end
-    for _, id in ipairs(S.inject(10, { attachments = atts })) do
+    for _, id in ipairs(h.inject(10, { attachments = atts })) do
       expected[id] = { attachments = atts }
     end
   end
@@ -135,12 +135,12 @@ describe("crash safety of client:drain", function()
 
   before_each(function()
     h.reset()
-    to = S.tmpdir()
+    to = h.mkdtemp()
     log = h.tmpname()
   end)
 
   after_each(function()
-    S.rmrf(to)
+    h.rmtree(to)
     os.remove(log)
   end)
 
@@ -308,7 +308,7 @@ describe("crash safety of client:drain", function()
   it("finishes every message after a kill tore the journal's last line", function()
     -- a drain killed while appending to its journal leaves half a line behind; the next
     -- drain appends its own lines after it
-    S.inject(5, { attachments = { { name = "a.edi", size = 300 },
+    h.inject(5, { attachments = { { name = "a.edi", size = 300 },
       { name = "b.xml", size = 200 } } })
     local expected, n = unread_messages()
     assert.equal(8, n) -- with the seed's 3

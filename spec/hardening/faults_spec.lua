@@ -22,12 +22,7 @@ end
 
 local fault = h.fault
 
-local function now()
-  local p = io.popen("date +%s.%N")
-  local v = tonumber(p:read("a"))
-  p:close()
-  return v
-end
+local now = h.now
 
 local mkdtemp = h.mkdtemp
 
@@ -177,6 +172,7 @@ describe("fault catalogue", function()
       return
     end
     local code = [[
+      package.path = "./lua/?.lua;" .. package.path -- the core's perform runs as2gateway.driver
       package.cpath = "./build/lua54/?.so;" .. package.cpath
       local core = require "as2gateway.core"
       local t = 0

@@ -21,14 +21,7 @@ end
 
 local rmtree = h.rmtree
 
-local function lines(cmd)
-  local p = assert(io.popen(cmd))
-  local out = {}
-  for line in p:lines() do out[#out + 1] = line end
-  p:close()
-  table.sort(out)
-  return out
-end
+local lines = h.lines
 
 -- The entries of one folder, hidden ones included.
 local function ls(dir)

@@ -30,11 +30,11 @@ describe("crash safety of client:send_dir", function()
 
   before_each(function()
     h.reset()
-    dir = S.tmpdir()
+    dir = h.mkdtemp()
   end)
 
   after_each(function()
-    S.rmrf(dir)
+    h.rmtree(dir)
   end)
 
   it("sends each of 30 files exactly once, and every one, after 20 SIGKILLs at random "

@@ -4,19 +4,14 @@ local h = require "helpers"
 
 local M = {}
 
-local function sh(cmd)
-  local p = io.popen(cmd .. " 2>&1")
-  local out = p:read("a")
-  p:close()
-  return out
-end
+local sh = h.sh
 
 local root = sh("pwd"):gsub("%s+$", "")
 
 --- Starts nginx with `workers` worker processes, and `locations` (nginx text) added
 --- to its server; returns {url, dir, stop()}.
 function M.start(workers, locations)
-  local dir = sh("mktemp -d /tmp/as2g-openresty-XXXXXX"):gsub("%s+$", "")
+  local dir = h.mkdtemp()
   os.execute("mkdir -p " .. dir .. "/logs " .. dir .. "/tmp")
   local port
   local user = sh("id -u"):match("^0") and "user root root;" or ""
@@ -81,7 +76,7 @@ http {
         os.execute("kill -QUIT " .. pid .. " 2>/dev/null")
         h.wait_until(function() return not os.execute("kill -0 " .. pid .. " 2>/dev/null") end, 15)
       end
-      os.execute("rm -rf " .. h.quote(dir))
+      h.rmtree(dir)
     end,
   }
 end

@@ -1,12 +1,7 @@
 -- Pins down the sandbox's control surface: secret, reset, stats, faults, config, messages.
 local h = require "helpers"
 
-local function now_s()
-  local p = io.popen("date +%s.%N")
-  local t = tonumber(p:read("a"))
-  p:close()
-  return t
-end
+local now_s = h.now
 
 local function timed(f)
   local t0 = now_s()

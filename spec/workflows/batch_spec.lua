@@ -23,7 +23,7 @@ describe("client:download_batch", function()
 
   before_each(function()
     h.reset()
-    dir = S.tmpdir()
+    dir = h.mkdtemp()
     to = dir .. "/target"
     assert(os.execute("mkdir " .. h.quote(to)))
     client = as2gateway.new(h.core_options())
@@ -31,7 +31,7 @@ describe("client:download_batch", function()
 
   after_each(function()
     client:close()
-    S.rmrf(dir)
+    h.rmtree(dir)
   end)
 
   it("continues after 206 answers until every attachment of every message is there", function()
@@ -65,7 +65,7 @@ describe("client:download_batch", function()
   end)
 
   it("asks for 100 IDs a request", function()
-    local ids = S.inject(150, { attachments = { { name = "p.txt", size = 50 } } })
+    local ids = h.inject(150, { attachments = { { name = "p.txt", size = 50 } } })
     local before = h.stats()
     local results = assert(client:download_batch(ids, { to = to }))
     local after = h.stats()

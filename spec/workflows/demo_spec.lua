@@ -13,11 +13,11 @@ describe("make demo", function()
   local tmp
 
   before_each(function()
-    tmp = S.tmpdir()
+    tmp = h.mkdtemp()
   end)
 
   after_each(function()
-    S.rmrf(tmp)
+    h.rmtree(tmp)
   end)
 
   it("works from a fresh clone: sends, waits, drains the echoes into ./inbox", function()

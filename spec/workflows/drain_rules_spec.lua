@@ -53,11 +53,11 @@ describe("client:drain's rule", function()
   before_each(function()
     h.reset()
     S.clear_unread()
-    to = S.tmpdir()
+    to = h.mkdtemp()
   end)
 
   after_each(function()
-    S.rmrf(to)
+    h.rmtree(to)
   end)
 
   describe("names partners really send", function()
@@ -245,7 +245,7 @@ describe("client:drain's rule", function()
   describe("requests", function()
     it("tops a 206 continuation up to 100 IDs: 252 messages of 2 x 60 KiB in 7 requests",
       function()
-        S.inject(252, { attachments = { { name = "a.bin", size = 60 * 1024 },
+        h.inject(252, { attachments = { { name = "a.bin", size = 60 * 1024 },
           { name = "b.bin", size = 60 * 1024 } } })
         local before = h.stats()
         local summary, err, calls = drain(to, { partnerType = "production" })
@@ -259,7 +259,7 @@ describe("client:drain's rule", function()
       end)
 
     it("reads no empty last page: 200 unread messages in 2 listing pages", function()
-      S.inject(200, { attachments = { { name = "a.txt", size = 10 } } })
+      h.inject(200, { attachments = { { name = "a.txt", size = 10 } } })
       local before = h.stats()
       local summary = drain(to, { partnerType = "production" })
       assert.equal(200, summary.done)
@@ -267,7 +267,7 @@ describe("client:drain's rule", function()
     end)
 
     it("picks up what arrives after the last page on the next run", function()
-      S.inject(100, { attachments = { { name = "a.txt", size = 10 } } })
+      h.inject(100, { attachments = { { name = "a.txt", size = 10 } } })
       assert.equal(100, drain(to).done)
       local late = h.inbound { attachments = { att("late.txt", "late") } }
       local summary, _, calls = drain(to)
@@ -283,7 +283,7 @@ describe("client:drain on a full disk", function()
 
   -- a tmpfs of `kb` KiB of the spec's own: the disk that fills
   local function mount(kb)
-    base = S.tmpdir()
+    base = h.mkdtemp()
     assert(os.execute(("mount -t tmpfs -o size=%dk tmpfs %s"):format(kb, h.quote(base))))
     to = base .. "/inbox"
     assert(os.execute("mkdir " .. h.quote(to)))
@@ -297,7 +297,7 @@ describe("client:drain on a full disk", function()
   after_each(function()
     if base then
       os.execute("umount " .. h.quote(base) .. " 2>/dev/null")
-      S.rmrf(base)
+      h.rmtree(base)
       base = nil
     end
   end)
@@ -306,7 +306,7 @@ describe("client:drain on a full disk", function()
     function()
       if not root then pending("needs root to mount a tmpfs") return end
       mount(256)
-      S.inject(20, { attachments = { { name = "a.edi", size = 300 } } })
+      h.inject(20, { attachments = { { name = "a.edi", size = 300 } } })
       local fill = base .. "/fill"
       os.execute("dd if=/dev/zero of=" .. h.quote(fill) .. " bs=4k >/dev/null 2>&1")
       local summary, err, calls = drain(to)
@@ -327,7 +327,7 @@ describe("client:drain on a full disk", function()
     function()
       if not root then pending("needs root to mount a tmpfs") return end
       mount(4096)
-      S.inject(250, { attachments = { { name = "a.edi", size = 2000 },
+      h.inject(250, { attachments = { { name = "a.edi", size = 2000 },
         { name = "b.xml", size = 2000 } } })
       local expected = S.unread_messages()
       -- something else fills the disk as the first batch download arrives
@@ -373,7 +373,7 @@ describe("client:drain from two processes in one folder", function()
   before_each(function()
     h.reset()
     S.clear_unread()
-    to = S.tmpdir()
+    to = h.mkdtemp()
     log, gate, script = h.tmpname(), h.tmpname(), h.tmpname()
     -- a drain in a process of its own whose handler logs each message, then waits for the
     -- gate file before it returns
@@ -396,13 +396,13 @@ describe("client:drain from two processes in one folder", function()
 
   after_each(function()
     h.write_file(gate, "") -- never leave the child waiting
-    S.rmrf(to)
+    h.rmtree(to)
     for _, f in ipairs { log, gate, script } do os.remove(f) end
   end)
 
   it("lets one run at a time: a second ends at once with kind locked, or waits with lock_wait",
     function()
-      local ids = S.inject(5, { attachments = { { name = "a.txt", size = 10 } } })
+      local ids = h.inject(5, { attachments = { { name = "a.txt", size = 10 } } })
       local out = h.tmpname()
       assert(os.execute(("timeout 120 lua5.4 %s %s %s %s >%s 2>&1 &"):format(h.quote(script),
         h.quote(to), h.quote(log), h.quote(gate), h.quote(out))))

@@ -44,15 +44,15 @@ describe("client:drain", function()
 
   before_each(function()
     h.reset()
-    to = S.tmpdir()
+    to = h.mkdtemp()
   end)
 
   after_each(function()
-    S.rmrf(to)
+    h.rmtree(to)
   end)
 
   it("drains 253 unread messages with 2 attachments each in at most 8 API requests", function()
-    S.inject(250, { attachments = ATTACHMENTS })
+    h.inject(250, { attachments = ATTACHMENTS })
     local expected, n = unread_messages()
     assert.equal(253, n) -- the seed's 3 unread messages count too (2 production, 1 test)
     local before = h.stats().requests
@@ -94,7 +94,7 @@ describe("client:drain", function()
   end)
 
   it("fetches nothing and calls no handler when run again after a complete drain", function()
-    S.inject(20, { attachments = ATTACHMENTS })
+    h.inject(20, { attachments = ATTACHMENTS })
     local expected = unread_messages()
     local client = as2gateway.new(h.core_options())
     local first = assert(client:drain { to = to, handler = function() end })
@@ -120,7 +120,7 @@ describe("client:drain", function()
   end)
 
   it("loses nothing when the connection is cut in the middle of batch downloads", function()
-    S.inject(250, { attachments = ATTACHMENTS })
+    h.inject(250, { attachments = ATTACHMENTS })
     local expected = unread_messages()
     local _, status = h.control("POST", "faults", { path = "/message/received/batch/attachments",
       close_after_bytes = 2000, count = 20 })
@@ -154,7 +154,7 @@ describe("client:drain", function()
   end)
 
   it("calls a failing handler again on the next run, and only that one", function()
-    S.inject(250, { attachments = ATTACHMENTS })
+    h.inject(250, { attachments = ATTACHMENTS })
     local expected = unread_messages()
     local successes, failed_ids, calls = {}, {}, 0
     local client = as2gateway.new(h.core_options())
@@ -197,7 +197,7 @@ describe("client:drain", function()
   end)
 
   it("treats a handler that returns false as failed and retries it", function()
-    S.inject(3, { attachments = ATTACHMENTS })
+    h.inject(3, { attachments = ATTACHMENTS })
     local expected = unread_messages()
     local client = as2gateway.new(h.core_options())
     local summary = assert(client:drain { to = to, handler = function() return false end })
@@ -249,7 +249,7 @@ describe("client:drain", function()
 
   for _, n in ipairs { 1, 37, 120 } do
     it(("finishes after the process was SIGKILLed in handler %d"):format(n), function()
-      S.inject(250, { attachments = ATTACHMENTS })
+      h.inject(250, { attachments = ATTACHMENTS })
       local expected = unread_messages()
       local successes, before = killed_child("handler", n)
       assert.equal(n - 1, before)
@@ -262,7 +262,7 @@ describe("client:drain", function()
   for _, n in ipairs { 1, 2, 3 } do
     it(("finishes after the process was SIGKILLed as batch download %d arrived"):format(n),
       function()
-        S.inject(250, { attachments = ATTACHMENTS })
+        h.inject(250, { attachments = ATTACHMENTS })
         local expected = unread_messages()
         local successes, before = killed_child("response", n)
         assert.equal(0, before)
@@ -278,11 +278,11 @@ describe("client:drain", function()
 
     -- the seed's messages out of the way, then 2 messages that each pass the limit alone
     local function setup()
-      local scratch = S.tmpdir()
+      local scratch = h.mkdtemp()
       local client = as2gateway.new(h.core_options())
       assert(client:drain { to = scratch })
       client:close()
-      S.rmrf(scratch)
+      h.rmtree(scratch)
       local _, status = h.control("POST", "config", { batch_limit = 1500 })
       assert.equal(200, status)
       local ids = { h.inbound { attachments = big }, h.inbound { attachments = big } }
@@ -369,7 +369,7 @@ describe("client:drain", function()
   end)
 
   it("is not held up by a message with two attachments of the same name", function()
-    S.inject(5, { attachments = ATTACHMENTS })
+    h.inject(5, { attachments = ATTACHMENTS })
     local dup = h.inbound { attachments = { { name = "dup.txt", size = 10 },
       { name = "dup.txt", size = 20 } } }
     local expected = unread_messages()

@@ -28,13 +28,13 @@ describe("client:resolve", function()
 
   before_each(function()
     h.reset()
-    dir = S.tmpdir()
+    dir = h.mkdtemp()
     client = as2gateway.new(h.core_options())
   end)
 
   after_each(function()
     client:close()
-    S.rmrf(dir)
+    h.rmtree(dir)
   end)
 
   it("tells a dropped answer (enqueued) from a 502 before processing (not), and send_dir "

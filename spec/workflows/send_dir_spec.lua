@@ -35,7 +35,7 @@ describe("client:send_dir", function()
 
   before_each(function()
     h.reset()
-    dir = S.tmpdir()
+    dir = h.mkdtemp()
     h.write_file(dir .. "/a.txt", "alpha\n")
     h.write_file(dir .. "/b.xml", "<b/>\n")
     h.write_file(dir .. "/c.edi", "ISA*00~\n")
@@ -44,7 +44,7 @@ describe("client:send_dir", function()
 
   after_each(function()
     client:close()
-    S.rmrf(dir)
+    h.rmtree(dir)
   end)
 
   it("sends each regular, visible file as its own message, in name order", function()
@@ -146,9 +146,9 @@ describe("client:send_dir", function()
     assert.equal(h.json_decode(lines[4]).as2MessageId, records[2].as2MessageId)
     assert.same({ { name = "b.xml", size = 5, sha256 = core.sha256("<b/>\n") } },
       records[2].files)
-    local empty = S.tmpdir()
+    local empty = h.mkdtemp()
     assert.same({}, assert(client:send_journal(empty)))
-    S.rmrf(empty)
+    h.rmtree(empty)
 
     -- new content under an old name is a new file; so is a new name
     h.write_file(dir .. "/b.xml", "<b version='2'/>\n")
@@ -184,12 +184,12 @@ describe("client:send_dir", function()
     assert.equal(1, report.settled)
     assert.equal("alpha\n", h.read_file(dir .. "/sent/a (3).txt"))
     -- or to a folder of one's own
-    local elsewhere = S.tmpdir()
+    local elsewhere = h.mkdtemp()
     h.write_file(dir .. "/e.txt", "echo\n")
     report = assert(client:send_dir("ACME-AS2", "GLOBEX-AS2", dir,
       { move_to = elsewhere .. "/done" }))
     assert.same({ elsewhere .. "/done/e.txt" }, report[1].moved)
-    S.rmrf(elsewhere)
+    h.rmtree(elsewhere)
   end)
 
   it("records refused files, does not send them again, and retry_refused does", function()

@@ -1,60 +1,10 @@
--- Shared helpers of the workflow specs: bulk inbound messages, temp folders, file checks.
+-- Shared helpers of the workflow specs: file checks and the gateway's view of the inbox
+-- (temporary folders and bulk inbound messages are spec/helpers.lua's).
 local h = require "helpers"
 
 local M = {}
 
---- Injects `n` inbound messages with the same body through ONE curl process (its
---- `--next` blocks reuse one connection): much faster than n h.inbound calls. The
---- control surface is not rate limited. Returns the new AS2 message IDs, in order.
-function M.inject(n, msg)
-  msg = msg or {}
-  msg.station = msg.station or "ACME-AS2"
-  msg.partner = msg.partner or "GLOBEX-AS2"
-  msg.attachments = msg.attachments or { { name = "inbound.txt", size = 100 } }
-  local body, config = h.tmpname(), h.tmpname()
-  h.write_file(body, h.json_encode(msg))
-  local block = table.concat({
-    'url = "' .. h.base .. '/_sandbox/inbound"',
-    'request = "POST"',
-    'cacert = "' .. h.ca .. '"',
-    'header = "X-Sandbox-Secret: ' .. h.secret .. '"',
-    'header = "Content-Type: application/json"',
-    'data-binary = "@' .. body .. '"',
-    'write-out = "\\n"',
-  }, "\n")
-  local blocks = {}
-  for i = 1, n do blocks[i] = block end
-  h.write_file(config, table.concat(blocks, "\nnext\n") .. "\n")
-  local p = assert(io.popen("curl -sS -K " .. h.quote(config)))
-  local out = p:read("a")
-  p:close()
-  os.remove(body)
-  os.remove(config)
-  local ids = {}
-  for id in out:gmatch('"as2MessageId"%s*:%s*"(.-)"') do ids[#ids + 1] = id end
-  assert(#ids == n, ("injected %d of %d messages: %s"):format(#ids, n, out:sub(1, 300)))
-  return ids
-end
-
---- A new empty folder under /tmp.
-function M.tmpdir()
-  local d = h.tmpname()
-  assert(os.execute("mkdir -p " .. h.quote(d)))
-  return d
-end
-
-function M.rmrf(path)
-  if path and path:match("^/tmp/.") then os.execute("rm -rf " .. h.quote(path)) end
-end
-
-local function lines(cmd)
-  local p = assert(io.popen(cmd))
-  local out = {}
-  for line in p:lines() do out[#out + 1] = line end
-  p:close()
-  table.sort(out)
-  return out
-end
+local lines = h.lines
 M.lines = lines
 
 --- Every path under `dir` (files and folders), relative to it, sorted.

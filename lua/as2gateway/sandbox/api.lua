@@ -4,12 +4,12 @@ local state = require "as2gateway.sandbox.state"
 local http = require "as2gateway.sandbox.http"
 local multipart = require "as2gateway.sandbox.multipart"
 local zip = require "as2gateway.sandbox.zip"
-local cjson = require "cjson"
-
-cjson.encode_number_precision(14) -- enough for 13-digit millisecond timestamps
+-- a private instance: its settings are no other module's business (lua-cjson's are
+-- per instance); 14 digits hold 13-digit millisecond timestamps
+local cjson = require("cjson").new()
+cjson.encode_number_precision(14)
 
 local array, message = http.array, http.message
-local floor = math.floor
 
 local M = {}
 
@@ -50,7 +50,6 @@ end
 local function escape_segment(s)
   return (s:gsub("[^%w%-%._~]", function(c) return ("%%%02X"):format(c:byte()) end))
 end
-M.escape_segment = escape_segment
 
 local function arg(args, name)
   local v = args[name]
@@ -386,10 +385,6 @@ end
 
 function M.stations(req, acc)
   http.json(200, search(acc.stations, arg(req.args, "query"), {}))
-end
-
-function M.token_lifetime_ms()
-  return floor(state.tunables().token_lifetime * 1000)
 end
 
 return M

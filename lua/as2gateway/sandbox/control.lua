@@ -234,7 +234,6 @@ local function parse_rate_limit(v)
   end
   return { requests = tonumber(n), window = tonumber(s) }
 end
-M.parse_rate_limit = parse_rate_limit
 
 handlers["POST config"] = function(_, body)
   local t = {}

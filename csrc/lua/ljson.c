@@ -21,6 +21,8 @@
  * strtod. Presizing is speculative, so it draws on a budget in proportion to the
  * input: a hostile text cannot make it allocate more than a few bytes per input byte
  * beyond what its values need. */
+#include "ljson.h"
+
 #include <locale.h>
 #include <math.h>
 #include <pthread.h>
@@ -29,8 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "compat.h"
-#include "ljson.h"
+#include "lerror.h"
 
 #define SHAPE_DEPTHS 16       /* depths (below the top) whose shapes are remembered */
 #define SHAPE_KEYS 32         /* keys remembered per object */
@@ -598,12 +599,9 @@ static int l_decode_json(lua_State *L)
     char err[160];
     if (a2g_push_json(L, s, n, &limits, err, sizeof err) == 0)
         return 1;
-    lua_pushnil(L);
-    lua_getfield(L, LUA_REGISTRYINDEX, "as2gateway.core.error");
-    lua_pushliteral(L, "protocol");
-    lua_pushfstring(L, "not valid JSON: %s", err);
-    lua_call(L, 2, 1);
-    return 2;
+    a2g_error e;
+    a2g_fail(&e, A2G_PROTOCOL, 0, "not valid JSON: %s", err);
+    return a2g_push_fail(L, &e);
 }
 
 void a2g_open_json(lua_State *L)

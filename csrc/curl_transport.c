@@ -1,58 +1,133 @@
-/* See transport.h. Every transfer starts from curl_easy_reset(), which keeps the
+/* See curl_transport.h. Every transfer starts from curl_easy_reset(), which keeps the
  * handle's live connections and TLS session cache but forgets the previous request's
  * options, so that nothing (a method, a body, a header) leaks from one call into the
  * next. */
-#include "transport.h"
+#include "curl_transport.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
+#include <strings.h>
+
+#include <curl/curl.h>
+
+#include "clock.h"
 
 #define ERRBODY_LIMIT (64 * 1024)
 #define BIG_BODY (1024 * 1024)          /* request bodies above this ... */
 #define UPLOAD_BUFFER (512L * 1024)     /* ... go out in pieces of this size */
 #define DOWNLOAD_BUFFER (256L * 1024)   /* answers to files and sinks come in these */
 
+typedef struct ct {
+    a2g_transport t;
+    CURLM *multi;
+    CURL *easy;
+    a2g_xfer *current;
+    struct curl_slist *headers;  /* the current transfer's, built from x->headers */
+    char *cainfo, *proxy, *user_agent;
+    long connect_timeout_ms, timeout_ms, low_speed_limit, low_speed_time;
+    char errbuf[CURL_ERROR_SIZE];
+} ct;
+
+int a2g_curl_global_init(void)
+{
+    static int ready = 0;
+    if (!ready && curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK)
+        ready = 1;
+    return ready ? 0 : -1;
+}
+
 static char *dup_or_null(const char *s)
 {
     return s ? strdup(s) : NULL;
 }
 
-int a2g_transport_init(a2g_transport *t, const a2g_transport_opts *o, a2g_error *err)
+/* Header lists hold the token: zeroed before they go back to the allocator. */
+static void free_headers(ct *t)
 {
-    memset(t, 0, sizeof *t);
-    t->multi = curl_multi_init();
-    t->easy = curl_easy_init();
-    if (!t->multi || !t->easy) {
-        a2g_transport_free(t);
-        return a2g_fail(err, A2G_NETWORK, 0, "libcurl could not be initialised");
+    for (struct curl_slist *e = t->headers; e; e = e->next)
+        explicit_bzero(e->data, strlen(e->data));
+    curl_slist_free_all(t->headers);
+    t->headers = NULL;
+}
+
+/* The transfer ends (finished or stopped): its handle leaves the multi. */
+static void detach(ct *t)
+{
+    if (t->current) {
+        curl_multi_remove_handle(t->multi, t->easy);
+        t->current = NULL;
     }
-    t->cainfo = dup_or_null(o->cainfo);
-    t->proxy = dup_or_null(o->proxy);
-    t->user_agent = dup_or_null(o->user_agent);
-    t->connect_timeout_ms = o->connect_timeout_ms;
-    t->timeout_ms = o->timeout_ms;
-    t->low_speed_limit = o->low_speed_limit;
-    t->low_speed_time = o->low_speed_time;
+    free_headers(t);
+}
+
+static int append(ct *t, const char *line)
+{
+    struct curl_slist *l = curl_slist_append(t->headers, line);
+    if (l)
+        t->headers = l;
+    return l ? 0 : -1;
+}
+
+/* The request's header lines, and none of libcurl's own defaults: a POST without a
+ * Content-Type goes out without one (libcurl would label it
+ * application/x-www-form-urlencoded; the gateway must detect the type itself), and
+ * without Expect: 100-continue (the answer decides; it would only add a round trip). */
+static int build_headers(ct *t, const a2g_xfer *x)
+{
+    int has_type = 0;
+    free_headers(t);
+    for (size_t off = 0; x->headers && off < x->headers->len;) {
+        const char *line = x->headers->data + off;
+        if (strncasecmp(line, "Content-Type:", 13) == 0)
+            has_type = 1;
+        if (append(t, line) != 0)
+            return -1;
+        off += strlen(line) + 1;
+    }
+    if ((strcmp(x->method, "GET") != 0 && !has_type && append(t, "Content-Type:") != 0)
+        || append(t, "Expect:") != 0) {
+        free_headers(t);
+        return -1;
+    }
     return 0;
 }
 
-void a2g_transport_free(a2g_transport *t)
+static a2g_kind failure_kind(CURLcode rc)
 {
-    a2g_transport_abort(t);
-    if (t->easy)
-        curl_easy_cleanup(t->easy);
-    if (t->multi)
-        curl_multi_cleanup(t->multi);
-    free(t->cainfo);
-    free(t->proxy);
-    free(t->user_agent);
-    memset(t, 0, sizeof *t);
+    switch (rc) {
+    case CURLE_OK:
+        return A2G_OK;
+    case CURLE_OPERATION_TIMEDOUT:
+        return A2G_TIMEOUT;
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+    case CURLE_SSL_INVALIDCERTSTATUS:
+    case CURLE_SSL_CRL_BADFILE:
+    case CURLE_SSL_ENGINE_NOTFOUND:
+    case CURLE_SSL_ENGINE_SETFAILED:
+    case CURLE_SSL_ENGINE_INITFAILED:
+    case CURLE_SSL_SHUTDOWN_FAILED:
+        return A2G_TLS;
+    default:
+        return A2G_NETWORK;
+    }
+}
+
+static size_t on_read(char *buf, size_t size, size_t nitems, void *userdata)
+{
+    size_t n = a2g_source_read(userdata, buf, size * nitems);
+    return n == A2G_READ_ABORT ? CURL_READFUNC_ABORT : n;
 }
 
 static size_t on_body(char *data, size_t size, size_t nmemb, void *userdata)
 {
-    a2g_transport *t = userdata;
+    ct *t = userdata;
     a2g_xfer *x = t->current;
     size_t n = size * nmemb;
     if (x->status == 0) {
@@ -76,51 +151,42 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *userdata)
     return n;
 }
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Called by libcurl at least once a second: enforces the deadline of answers held in
  * memory (an endless answer trickled above the low-speed limit would otherwise hold a
  * call for a day), then reports progress. */
 static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
                        curl_off_t ulnow)
 {
-    a2g_transport *t = ud;
+    ct *t = ud;
     a2g_xfer *x = t->current;
-    if (x && x->answer_limit_ms) {
+    if (!x)
+        return 0;
+    if (x->answer_limit_ms) {
         if (!x->answer_started) {
             long code = 0;
             curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &code);
             if (code)
-                x->answer_started = mono_ms();
+                x->answer_started = a2g_mono_ms();
         } else if ((x->memory_answer || (x->status && !x->body_to_sink))
-                   && mono_ms() - x->answer_started > x->answer_limit_ms) {
+                   && a2g_mono_ms() - x->answer_started > x->answer_limit_ms) {
             x->answer_timed_out = 1;
             return 1;
         }
     }
-    if (!t->progress)
+    if (!x->progress)
         return 0;
-    return t->progress(t->progress_ud, (int64_t)dlnow, (int64_t)dltotal, (int64_t)ulnow,
+    return x->progress(x->progress_ud, (int64_t)dlnow, (int64_t)dltotal, (int64_t)ulnow,
                        (int64_t)ultotal);
 }
 
-int a2g_transport_start(a2g_transport *t, a2g_xfer *x, a2g_error *err)
+static int ct_start(void *self, a2g_xfer *x, a2g_error *err)
 {
+    ct *t = self;
     CURL *e = t->easy;
-    x->status = 0;
-    x->body_to_sink = 0;
-    x->sink_failed = 0;
-    x->result = CURLE_OK;
-    x->request_bytes = 0;
-    x->answer_started = 0;
-    x->answer_timed_out = 0;
-    a2g_buf_reset(&x->errbody);
+    a2g_xfer_reset(x);
     t->errbuf[0] = '\0';
+    if (build_headers(t, x) != 0)
+        return a2g_fail(err, A2G_IO, 0, "out of memory");
 
     curl_easy_reset(e);
     curl_easy_setopt(e, CURLOPT_URL, x->url);
@@ -147,7 +213,7 @@ int a2g_transport_start(a2g_transport *t, a2g_xfer *x, a2g_error *err)
     curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, t->low_speed_time);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, t);
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->headers);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->headers);
     curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, on_progress);
     curl_easy_setopt(e, CURLOPT_XFERINFODATA, t);
     curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
@@ -161,7 +227,7 @@ int a2g_transport_start(a2g_transport *t, a2g_xfer *x, a2g_error *err)
             /* No CURLOPT_SEEKFUNCTION, on purpose: without it libcurl cannot rewind a
              * body to resend it by itself on a fresh connection, so a send is never
              * repeated behind the client's back; the client decides about retries. */
-            curl_easy_setopt(e, CURLOPT_READFUNCTION, a2g_source_curl_read);
+            curl_easy_setopt(e, CURLOPT_READFUNCTION, on_read);
             curl_easy_setopt(e, CURLOPT_READDATA, x->source);
             curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)x->source->size);
         } else {
@@ -180,18 +246,32 @@ int a2g_transport_start(a2g_transport *t, a2g_xfer *x, a2g_error *err)
         curl_easy_setopt(e, CURLOPT_UPLOAD_BUFFERSIZE, UPLOAD_BUFFER);
     if (x->sink && x->sink->kind != A2G_SINK_MEMORY)
         curl_easy_setopt(e, CURLOPT_BUFFERSIZE, DOWNLOAD_BUFFER);
-    if (x->sink && a2g_sink_open(x->sink, err) != 0)
+    if (x->sink && a2g_sink_open(x->sink, err) != 0) {
+        free_headers(t);
         return -1;
-    if (curl_multi_add_handle(t->multi, e) != CURLM_OK)
+    }
+    if (curl_multi_add_handle(t->multi, e) != CURLM_OK) {
+        free_headers(t);
         return a2g_fail(err, A2G_NETWORK, 0, "libcurl refused the transfer");
+    }
     t->current = x;
     return 0;
 }
 
-int a2g_transport_step(a2g_transport *t, int wait_ms)
+static int64_t bytes_out(ct *t)
 {
+    long head = 0;
+    curl_off_t up = 0;
+    curl_easy_getinfo(t->easy, CURLINFO_REQUEST_SIZE, &head);
+    curl_easy_getinfo(t->easy, CURLINFO_SIZE_UPLOAD_T, &up);
+    return (int64_t)head + (int64_t)up;
+}
+
+static int ct_step(void *self, a2g_xfer *x, int wait_ms)
+{
+    ct *t = self;
     int running = 0;
-    if (!t->current)
+    if (t->current != x)
         return 1;
     curl_multi_perform(t->multi, &running);
     if (running && wait_ms > 0) {
@@ -202,36 +282,36 @@ int a2g_transport_step(a2g_transport *t, int wait_ms)
     CURLMsg *m;
     while ((m = curl_multi_info_read(t->multi, &msgs))) {
         if (m->msg == CURLMSG_DONE && m->easy_handle == t->easy) {
-            a2g_xfer *x = t->current;
-            x->result = m->data.result;
+            CURLcode rc = m->data.result;
             long status = 0;
             curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
             if (status)
                 x->status = status;
-            long req = 0;
-            curl_off_t up = 0;
-            curl_easy_getinfo(t->easy, CURLINFO_REQUEST_SIZE, &req);
-            curl_easy_getinfo(t->easy, CURLINFO_SIZE_UPLOAD_T, &up);
-            x->request_bytes = (curl_off_t)req + up;
-            curl_multi_remove_handle(t->multi, t->easy);
-            t->current = NULL;
+            x->failure = failure_kind(rc);
+            if (rc != CURLE_OK) {
+                x->reason = curl_easy_strerror(rc);
+                snprintf(x->detail, sizeof x->detail, "%s", t->errbuf);
+            }
+            x->request_bytes = bytes_out(t);
+            detach(t);
             return 1;
         }
     }
     return 0;
 }
 
-void a2g_transport_abort(a2g_transport *t)
+static void ct_abort(void *self, a2g_xfer *x)
 {
-    if (t->current) {
-        curl_multi_remove_handle(t->multi, t->easy);
-        t->current = NULL;
-    }
+    ct *t = self;
+    if (t->current == x)
+        detach(t);
 }
 
-const char *a2g_transport_header(a2g_transport *t, const char *name)
+static const char *ct_header(void *self, a2g_xfer *x, const char *name)
 {
+    ct *t = self;
     struct curl_header *h = NULL;
+    (void)x; /* the last answer of the one handle */
     if (curl_easy_header(t->easy, name, 0, CURLH_HEADER, -1, &h) != CURLHE_OK || !h)
         return NULL;
     /* with several of the same name, the last one counts */
@@ -242,7 +322,52 @@ const char *a2g_transport_header(a2g_transport *t, const char *name)
     return h->value;
 }
 
-const char *a2g_transport_detail(const a2g_transport *t)
+static int64_t ct_sent(void *self, a2g_xfer *x)
 {
-    return t->errbuf;
+    ct *t = self;
+    return t->current == x ? bytes_out(t) : x->request_bytes;
+}
+
+static void ct_free(void *self)
+{
+    ct *t = self;
+    detach(t);
+    if (t->easy)
+        curl_easy_cleanup(t->easy);
+    if (t->multi)
+        curl_multi_cleanup(t->multi);
+    free(t->cainfo);
+    free(t->proxy);
+    free(t->user_agent);
+    free(t);
+}
+
+static const a2g_transport_ops CURL_OPS = { ct_start, ct_step, ct_abort, ct_header, ct_sent,
+                                            ct_free };
+
+a2g_transport *a2g_curl_transport(const a2g_connection_opts *o, a2g_error *err)
+{
+    ct *t = calloc(1, sizeof *t);
+    if (!t) {
+        a2g_fail(err, A2G_IO, 0, "out of memory");
+        return NULL;
+    }
+    t->t.ops = &CURL_OPS;
+    t->t.self = t;
+    t->multi = curl_multi_init();
+    t->easy = curl_easy_init();
+    t->cainfo = dup_or_null(o->cainfo);
+    t->proxy = dup_or_null(o->proxy);
+    t->user_agent = dup_or_null(o->user_agent);
+    if (!t->multi || !t->easy || (o->cainfo && !t->cainfo) || (o->proxy && !t->proxy)
+        || (o->user_agent && !t->user_agent)) {
+        ct_free(t);
+        a2g_fail(err, A2G_NETWORK, 0, "libcurl could not be initialised");
+        return NULL;
+    }
+    t->connect_timeout_ms = o->connect_timeout_ms;
+    t->timeout_ms = o->timeout_ms;
+    t->low_speed_limit = o->low_speed_limit;
+    t->low_speed_time = o->low_speed_time;
+    return &t->t;
 }

@@ -1,14 +1,16 @@
 /* The decoder of JSON answers: from the answer's bytes straight to Lua values, in one
  * pass, with no intermediate tree and no second walk. It gives the values lua-cjson
  * gave the Lua layer once its numbers were normalised (see ljson.c for the rules),
- * bounded in depth and size. The one binding file besides lcore.c/lutil.c that
- * includes lua.h: building Lua values is all it does. */
+ * bounded in depth and size: the one place where answers become Lua values, which
+ * the next decoder replaces (csrc/fuzz/fuzz_ljson.c holds it against lua-cjson). */
 #ifndef A2G_LJSON_H
 #define A2G_LJSON_H
 
 #include <stddef.h>
 
-#include <lua.h>
+#include "compat.h"
+
+#pragma GCC visibility push(hidden)
 
 /* lua-cjson's default, which the client has always had: arrays and objects nested
  * deeper than this are refused. */
@@ -29,5 +31,7 @@ int a2g_push_json(lua_State *L, const char *s, size_t n, const a2g_json_limits *
 /* Adds core.decode_json(text) -> value | nil, err to the module table on top of the
  * stack: the same decoder, for the Lua layer, the specs and the benchmarks. */
 void a2g_open_json(lua_State *L);
+
+#pragma GCC visibility pop
 
 #endif

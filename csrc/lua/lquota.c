@@ -12,7 +12,9 @@
 
 #include "compat.h"
 
-#include "lutil.h"
+#include "lerror.h"
+#include "lhelpers.h"
+#include "lquota.h"
 #include "quota_file.h"
 #include "quota_redis.h"
 #include "qwindow.h"
@@ -46,37 +48,6 @@ static int win_acquire(lquota *o, uint64_t *lease, int64_t *wait, a2g_error *err
 
 /* Options ---------------------------------------------------------------------------------- */
 
-static void check_names(lua_State *L, const char *what, const char *const *names)
-{
-    lua_pushnil(L);
-    while (lua_next(L, 1)) {
-        lua_pop(L, 1);
-        const char *k = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
-        int known = 0;
-        for (int i = 0; k && names[i]; i++)
-            known |= strcmp(k, names[i]) == 0;
-        if (!known)
-            luaL_error(L, "%s: unknown option '%s'", what, k ? k : luaL_typename(L, -1));
-    }
-}
-
-/* A number option in seconds (or a count), within [lo, hi]; `def` when absent. */
-static lua_Number num_opt(lua_State *L, const char *name, lua_Number def, lua_Number lo,
-                          lua_Number hi)
-{
-    lua_getfield(L, 1, name);
-    lua_Number v = def;
-    if (!lua_isnil(L, -1)) {
-        if (lua_type(L, -1) != LUA_TNUMBER)
-            luaL_error(L, "quota option '%s' must be a number", name);
-        v = lua_tonumber(L, -1);
-        if (!isfinite(v) || v < lo || v > hi)
-            luaL_error(L, "quota option '%s' must be from %f to %f", name, (double)lo, (double)hi);
-    }
-    lua_pop(L, 1);
-    return v;
-}
-
 static int64_t ms_of(lua_Number s)
 {
     return (int64_t)llround(s * 1000);
@@ -84,25 +55,18 @@ static int64_t ms_of(lua_Number s)
 
 static const char *text_opt(lua_State *L, const char *name, a2g_text what, int required)
 {
-    lua_getfield(L, 1, name);
-    const char *s = NULL;
-    if (!lua_isnil(L, -1)) {
-        char label[64];
-        snprintf(label, sizeof label, "quota option '%s'", name);
-        s = a2g_checktext(L, -1, what, label);
-    } else if (required) {
-        luaL_error(L, "quota option '%s' is required", name);
-    }
-    lua_pop(L, 1); /* the string stays alive in the options table */
-    return s;
+    const char *v = a2g_opt_string(L, 1, name, what);
+    if (!v && required)
+        luaL_error(L, "option '%s' is required", name);
+    return v;
 }
 
 static void window_opts(lua_State *L, a2g_qconfig *c)
 {
-    c->limit = (int)num_opt(L, "requests", 50, 1, 1e6);
-    c->window_ms = ms_of(num_opt(L, "window", 10, 0.001, 86400));
-    c->margin_ms = ms_of(num_opt(L, "margin", 0.025, 0, 3600));
-    c->lease_ms = ms_of(num_opt(L, "lease", 60, 0.001, 86400));
+    c->limit = (int)a2g_opt_number(L, 1, "requests", 50, 1, 1e6);
+    c->window_ms = ms_of(a2g_opt_number(L, 1, "window", 10, 0.001, 86400));
+    c->margin_ms = ms_of(a2g_opt_number(L, 1, "margin", 0.025, 0, 3600));
+    c->lease_ms = ms_of(a2g_opt_number(L, 1, "lease", 60, 0.001, 86400));
     if (lua_type(L, 1) == LUA_TTABLE) {
         lua_getfield(L, 1, "requests");
         if (!lua_isnil(L, -1) && lua_tonumber(L, -1) != floor(lua_tonumber(L, -1)))
@@ -126,10 +90,10 @@ static int l_quota_file(lua_State *L)
     static const char *const names[] = { "dir", "requests", "window", "margin", "lease",
                                          "lock_timeout", NULL };
     luaL_checktype(L, 1, LUA_TTABLE);
-    check_names(L, "quota_file", names);
+    a2g_check_keys(L, 1, "quota_file", names);
     a2g_qconfig c = { 0 };
     window_opts(L, &c);
-    c.lock_timeout_ms = ms_of(num_opt(L, "lock_timeout", 5, 0.001, 3600));
+    c.lock_timeout_ms = ms_of(a2g_opt_number(L, 1, "lock_timeout", 5, 0.001, 3600));
     const char *dir = text_opt(L, "dir", A2G_TEXT_PATH, 1);
     lquota *o = new_object(L, QUOTA_MT);
     a2g_error err;
@@ -149,25 +113,25 @@ static int l_quota_redis(lua_State *L)
         "command_timeout", "login_ttl", "clock_offset", NULL
     };
     luaL_checktype(L, 1, LUA_TTABLE);
-    check_names(L, "quota_redis", names);
+    a2g_check_keys(L, 1, "quota_redis", names);
     a2g_qredis_config c;
     memset(&c, 0, sizeof c);
     window_opts(L, &c.q);
     c.q.lock_timeout_ms = 5000;
-    c.q.clock_offset_ms = ms_of(num_opt(L, "clock_offset", 0, -86400, 86400));
-    c.expected_hosts = (int)num_opt(L, "expected_hosts", 1, 1, 1e4);
-    c.fallback_limit = (int)num_opt(L, "fallback_requests", -1, -1, 1e6);
+    c.q.clock_offset_ms = ms_of(a2g_opt_number(L, 1, "clock_offset", 0, -86400, 86400));
+    c.expected_hosts = (int)a2g_opt_number(L, 1, "expected_hosts", 1, 1, 1e4);
+    c.fallback_limit = (int)a2g_opt_number(L, 1, "fallback_requests", -1, -1, 1e6);
     if (c.fallback_limit > c.q.limit)
         luaL_error(L, "quota option 'fallback_requests' cannot exceed 'requests'");
     lua_Number window = (lua_Number)c.q.window_ms / 1000;
-    lua_Number retry = num_opt(L, "retry_interval", window / 4 < 1 ? window / 4 : 1, 0.001, 3600);
+    lua_Number retry = a2g_opt_number(L, 1, "retry_interval", window / 4 < 1 ? window / 4 : 1, 0.001, 3600);
     if (ms_of(retry) >= c.q.window_ms)
         luaL_error(L, "quota option 'retry_interval' must be shorter than the window "
                    "(every host must see Redis's return within one window)");
     c.retry_ms = ms_of(retry);
-    c.connect_timeout_ms = ms_of(num_opt(L, "connect_timeout", 1, 0.001, 600));
-    c.command_timeout_ms = ms_of(num_opt(L, "command_timeout", 1, 0.001, 600));
-    c.login_ttl_ms = ms_of(num_opt(L, "login_ttl", 30, 0.001, 3600));
+    c.connect_timeout_ms = ms_of(a2g_opt_number(L, 1, "connect_timeout", 1, 0.001, 600));
+    c.command_timeout_ms = ms_of(a2g_opt_number(L, 1, "command_timeout", 1, 0.001, 600));
+    c.login_ttl_ms = ms_of(a2g_opt_number(L, 1, "login_ttl", 30, 0.001, 3600));
     c.url = text_opt(L, "url", A2G_TEXT_URL, 1);
     c.account = text_opt(L, "account", A2G_TEXT_URL, 1);
     if (strpbrk(c.account, "{}") || !c.account[0] || strlen(c.account) > 512)
@@ -200,7 +164,7 @@ static int l_quota_local(lua_State *L)
 {
     static const char *const names[] = { "requests", "window", "margin", "lease", NULL };
     luaL_checktype(L, 1, LUA_TTABLE);
-    check_names(L, "quota_local", names);
+    a2g_check_keys(L, 1, "quota_local", names);
     a2g_qconfig c = { 0 };
     window_opts(L, &c);
     lquota *o = new_object(L, QUOTA_MT);

@@ -1,0 +1,63 @@
+--- as2gateway.driver: the one loop that runs a step-wise request of the core to its
+-- end, for every caller: the core's blocking perform and authorize, as2gateway's
+-- clients, and as2gateway.openresty's, which must yield to nginx.
+--  * blocking (no `sleep` given): each step may wait up to a second on the network
+--    (libcurl's poll does the waiting), the client's own sleep (its `sleep` hook, run as
+--    one of its callbacks, else core.sleep) sleeps through rate-limit waits and
+--    backoff, a trapped Ctrl-C ends the request, and a step-wise request of the same
+--    client left in flight loses the connection at once (nothing else of the client
+--    advances meanwhile);
+--  * yielding (`sleep` given: ngx.sleep): no step blocks; `sleep` waits, also between
+--    polls of a transfer in flight, at growing intervals (1 ms to 16 ms: no busy loop,
+--    little latency).
+-- Pure Lua, no other module: the core loads it.
+local pcall, error, min = pcall, error, math.min
+
+local M = {}
+
+local IDLE_MIN, IDLE_MAX = 0.001, 0.016
+
+--- Runs `req` (a request of as2gateway.core) to its end and closes it: the result, or
+--- nil and an error. An error raised by a callback, a hook or `sleep` is raised again,
+--- the request closed first (its transfer stopped, a partial download removed).
+---@param req userdata
+---@param sleep? fun(seconds: number) yielding: the host's sleep; nil: blocking
+---@return table|nil result
+---@return table|nil err
+function M.run(req, sleep)
+  local blocking = sleep == nil
+  local wait = blocking and 1 or 0
+  local idle = IDLE_MIN
+  while true do
+    local ok, state, secs = pcall(req.step, req, wait, blocking)
+    if not ok then
+      req:close()
+      error(state, 0)
+    end
+    if state == "done" then break end
+    local pause
+    if state == "sleep" then
+      pause, idle = secs, IDLE_MIN
+    elseif not blocking then
+      pause, idle = idle, min(idle * 2, IDLE_MAX)
+    end
+    if pause then
+      local slept, e
+      if blocking then
+        slept, e = pcall(req.sleep, req, pause) -- the client's own sleep
+      else
+        slept, e = pcall(sleep, pause)
+      end
+      if not slept then
+        req:close()
+        error(e, 0)
+      end
+    end
+  end
+  local ok, res, err = pcall(req.result, req)
+  req:close()
+  if not ok then error(res, 0) end
+  return res, err
+end
+
+return M
