@@ -240,4 +240,40 @@ if part("callgrind") and os.execute("command -v valgrind >/dev/null") then
     say("| %s | %s | %s |", r[1], cells[1], cells[2])
   end
   say("")
+  -- Instructions per 10 MiB transfer in user space (the kernel's copies are not
+  -- counted, and are the same for every runner): over 2 and 6 transfers, the
+  -- difference divided by 4.
+  say("| instructions per 10 MiB transfer (callgrind) | HTTP | HTTPS | more than C, HTTP | HTTPS |")
+  say("|---|---:|---:|---:|---:|")
+  local blob = q(BLOB)
+  local function transfer_counts(dir, ours)
+    local cells = {}
+    for _, scheme in ipairs { "http", "https" } do
+      local base = scheme == "http" and HTTP or HTTPS
+      local ca = scheme == "https" and (" " .. q(CA)) or ""
+      local cmd
+      if ours then
+        cmd = dir == "upload" and ("%s upload %s %s %%d%s"):format(ours, q(base), blob, ca)
+          or ("%s download %s %%d%s"):format(ours, q(base), ca)
+      else
+        cmd = dir == "upload"
+          and ("%s upload %s %s %%d%s"):format(PEER.lua54,
+            q(base .. "/message/ACME-AS2/GLOBEX-AS2"), blob, ca)
+          or ("%s download %s %%d%s"):format(PEER.lua54,
+            q(base .. "/message/received/bench-1/attachments"), ca)
+      end
+      cells[scheme] = (instructions(cmd:format(6)) - instructions(cmd:format(2))) / 4
+    end
+    return cells
+  end
+  for _, dir in ipairs { "upload", "download" } do
+    local c = transfer_counts(dir, nil)
+    say("| %s: C libcurl | %.1f M | %.1f M | | |", dir, c.http / 1e6, c.https / 1e6)
+    for _, r in ipairs { { "ours, Lua 5.4", OURS.lua54 }, { "ours, LuaJIT", OURS.luajit } } do
+      local o = transfer_counts(dir, r[2])
+      say("| %s: %s | %.1f M | %.1f M | %+.1f M | %+.1f M |", dir, r[1], o.http / 1e6,
+        o.https / 1e6, (o.http - c.http) / 1e6, (o.https - c.https) / 1e6)
+    end
+  end
+  say("")
 end
