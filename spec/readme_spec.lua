@@ -22,8 +22,9 @@ local function code_blocks(text)
       local close = line:match("^%s*([`~]+)%s*$")
       if close and close:sub(1, 1) == fence:sub(1, 1) and #close >= #fence then
         block.code = table.concat(block.lines, "\n") .. "\n"
-        block.lines, fence = nil, nil
-      else
+        block.lines, block.indent, fence = nil, nil, nil
+      else -- the fence's own indentation is not the code's
+        if line:sub(1, #block.indent) == block.indent then line = line:sub(#block.indent + 1) end
         block.lines[#block.lines + 1] = line
       end
     else
@@ -47,13 +48,20 @@ local function code_blocks(text)
   return blocks
 end
 
--- Replaces each key of subst by its value (plain text, not patterns); each must occur.
+-- Replaces every occurrence of each key of subst by its value (plain text, not
+-- patterns; %DIR% is the block's folder); each key must occur.
 local function substitute(code, subst, dir)
   for from, to in pairs(subst or {}) do
-    local i, j = code:find(from, 1, true)
-    assert(i, ("the setup substitutes %q, which the block no longer holds"):format(from))
     to = to:gsub("%%DIR%%", function() return dir end)
-    code = code:sub(1, i - 1) .. to .. code:sub(j + 1)
+    local parts, at = {}, 1
+    while true do
+      local i, j = code:find(from, at, true)
+      if not i then break end
+      parts[#parts + 1] = code:sub(at, i - 1) .. to
+      at = j + 1
+    end
+    assert(#parts > 0, ("the setup substitutes %q, which the block no longer holds"):format(from))
+    code = table.concat(parts) .. code:sub(at)
   end
   return code
 end
@@ -140,12 +148,20 @@ trap cleanup EXIT
 trap 'exit 143' TERM INT
 ]]
 
--- How each block is run, by key. lua/sh: the block runs in a new temporary folder
--- (its cwd, with `files` written there and `bin` linking to this checkout's bin/),
--- after `prelude` (fixtures only: a client, IDs, a function the block calls), with the
--- paths of `subst` replaced (%DIR% is the folder) and nothing else changed, then
--- `after` (checks run in the same chunk); `expect(out, dir)` checks what it printed
--- and left. exempt: why it cannot run here.
+-- How each block is run, by key. Every block that runs gets a new temporary folder as
+-- its cwd, with `files` and `dirs` made there and `bin` linking to this checkout's
+-- bin/, and the sandbox reset (then `before()`: control-surface fixtures). In the block,
+-- `subst` replaces literal paths and example values (%DIR%: the folder); nothing else.
+-- - lua = true: lua5.4 runs `prelude` (fixtures only: a client, IDs, a function the
+--   block calls), the block, then `after` (checks, in the same chunk); `claims`: the
+--   comments' `x == v` are asserted; `all_ok = N`: the block's own requests (at least
+--   N) were each answered 2xx.
+-- - sh = true: bash runs the block, every command of it required to succeed;
+--   `own_sandbox`: it starts and stops a sandbox of its own. sh = "command": the block
+--   is written to the file `block`, which the command uses.
+-- - check(code, dir): a check of its own.
+-- Then `expect(out, dir, block)` checks what it printed and left. exempt: why it
+-- cannot run here.
 local plan = {
   ["Two commands #1"] = { exempt = "`make test` is the whole suite (this spec among it); "
     .. "`make demo` runs `make deps` (apt-get) and drains into the checkout's ./inbox; "
