@@ -1,4 +1,5 @@
--- Every example in examples/ (the README's code) runs against the sandbox.
+-- Every example in examples/ (the README links to them) runs against the sandbox; the
+-- README's own code blocks: readme_spec.lua.
 local h = require "helpers"
 
 local function run(script, args, env)
