@@ -209,7 +209,8 @@ end
 -- The quota and the token, shared by every as2g (and every program with the same
 -- `quota`) of this gateway and username: `--quota`, $AS2G_QUOTA or the config file's
 -- `quota`. "file" (the default): a state folder of the account's under
--- $XDG_STATE_HOME (else ~/.local/state)/as2gateway/, mode 0700; "file:<folder>";
+-- $XDG_STATE_HOME (else ~/.local/state)/as2gateway/, mode 0700 (without either, the
+-- default is off: nothing is written at the filesystem root); "file:<folder>";
 -- "redis://..." / "unix://..." (several hosts; a password never on the command line);
 -- "off": this process's own window, and no token kept. Returns the backend (nil: off)
 -- and the state folder of a file backend, or nil, why and the exit code.
@@ -218,8 +219,9 @@ local function quota_backend(cfg)
   if q == "off" then return nil end
   if q == "file" then
     local base = base_dir("STATE", ".local/state")
+    if not base and not cfg.quota then return nil end
     if not base then return nil, "HOME is not set (nor XDG_STATE_HOME): no state folder "
-      .. "for the quota and the token (set --quota, or AS2G_QUOTA=off)", EXIT.usage end
+      .. "for the quota and the token (set --quota file:<folder>, or off)", EXIT.usage end
     local ok, e = mkdirs(base .. "/as2gateway")
     if not ok then
       return nil, "the state folder cannot be made: " .. tostring(e), EXIT.failure
@@ -323,14 +325,16 @@ end
 local commands = {}
 
 function commands.login(ctx)
+  if not ctx.quota then
+    fail(nil, EXIT.failure, "no token can be kept: " .. (ctx.cfg.quota == "off"
+      and "the quota is off" or "HOME is not set (nor XDG_STATE_HOME)"))
+  end
   local token, expiry = ctx.client:authorize()
   check(token, expiry)
   if ctx.args.json then
     json_line { url = ctx.cfg.url, username = ctx.cfg.username, expiry = expiry }
-  elseif ctx.quota then
-    say(("Logged in as %s; token kept until %s UTC"):format(ctx.cfg.username, iso(expiry)))
   else
-    say(("Logged in as %s (quota off: no token kept)"):format(ctx.cfg.username))
+    say(("Logged in as %s; token kept until %s UTC"):format(ctx.cfg.username, iso(expiry)))
   end
 end
 
