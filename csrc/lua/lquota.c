@@ -643,7 +643,13 @@ a2g_quota *a2g_lquota_option(lua_State *L, int idx, const char *account, int lim
         lua_pop(L, 1);
         idx = lua_gettop(L);
     }
-    lquota *o = luaL_testudata(L, idx, QUOTA_MT);
+    lquota *o = NULL; /* luaL_testudata, which Lua 5.1 lacks */
+    if (lua_type(L, idx) == LUA_TUSERDATA && lua_getmetatable(L, idx)) {
+        luaL_getmetatable(L, QUOTA_MT);
+        if (lua_rawequal(L, -1, -2))
+            o = lua_touserdata(L, idx);
+        lua_pop(L, 2);
+    }
     if (!o)
         luaL_error(L, "option 'quota' must be a string, a table, a quota engine or false");
     if (o->win)
