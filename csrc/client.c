@@ -444,10 +444,19 @@ static void fail_with_answer(a2g_request *r, a2g_kind kind, const char *what)
     redact(r->c, r->err.message);
 }
 
+/* Lets the shared backend's login lock go, if the request holds it. */
+static void login_unlock(a2g_request *r)
+{
+    if (r->login_lock && r->c->shared)
+        r->c->shared->ops->login_done(r->c->shared->self);
+    r->login_lock = 0;
+}
+
 static void finish(a2g_request *r)
 {
     if (r->err.kind != A2G_OK)
         a2g_sink_abort(&r->sink);
+    login_unlock(r); /* whatever ended it: the others need not wait for it */
     r->phase = DONE;
 }
 
@@ -707,13 +716,6 @@ static void quota_events(a2g_request *r)
         while (c->quota[i]->ops->event && c->quota[i]->ops->event(c->quota[i]->self, &name,
                                                                   msg, sizeof msg))
             emit(r, name, 0, 0, 0, msg);
-}
-
-static void login_unlock(a2g_request *r)
-{
-    if (r->login_lock && r->c->shared)
-        r->c->shared->ops->login_done(r->c->shared->self);
-    r->login_lock = 0;
 }
 
 /* The request needs a token: is there one in the shared backend, that another process
