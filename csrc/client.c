@@ -932,6 +932,7 @@ static void release_quota(a2g_request *r, int64_t now, int reached)
     for (int i = 0; i < r->leased; i++)
         c->quota[i]->ops->release(c->quota[i]->self, r->lease[i], now, reached);
     r->leased = 0;
+    quota_events(r); /* a release too may find Redis gone */
 }
 
 /* Whether a transfer may start at `now`: a slot of every quota of the client, leased to
@@ -944,8 +945,7 @@ static int64_t acquire_quota(a2g_request *r, int64_t now)
         a2g_quota *q = c->quota[r->leased];
         int64_t wait = q->ops->acquire(q->self, now, &r->lease[r->leased], &r->err);
         if (wait != 0) {
-            release_quota(r, now, 0);
-            quota_events(r);
+            release_quota(r, now, 0); /* (its events too) */
             return wait < 0 ? -1 : wait;
         }
         r->leased++;
