@@ -92,18 +92,20 @@ valgrind: deps build
 	@if [ -n "$${AS2G_SANDBOX_SECRET:-}" ]; then $(VALGRIND_SPECS); \
 	else bin/as2g-sandbox run -- $(VALGRIND_SPECS); fi
 
-VALGRIND_SPECS := busted --run=default --lua=spec/valgrind-lua5.4 spec/core spec/quota/api_spec.lua
+VALGRIND_SPECS := busted --run=default --lua=spec/valgrind-lua5.4 spec/core spec/quota/api_spec.lua \
+                  spec/quota/client_spec.lua
 
 # The core built with AddressSanitizer and UndefinedBehaviorSanitizer, with a Lua host
 # built the same way (spec/asan/lua-host.c), running the core's, the API's and the quota
-# engines' specs (their worker processes run on the same host); the state machine's own
+# engines' specs (their worker processes run on the same host; not the 3-minute
+# end-to-end runs, #e2e, which add no C path of their own); the state machine's own
 # test built so too.
 ASAN_FLAGS := -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
               -fno-sanitize-recover=undefined
 ASAN_SPECS := ASAN_OPTIONS=detect_leaks=1:exitcode=43 \
               UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
               busted --run=default --lua=build/asan/lua5.4-asan --cpath=./build/asan/?.so \
-              spec/core spec/api spec/quota
+              --exclude-tags=e2e spec/core spec/api spec/quota
 
 asan: deps
 	@mkdir -p build/asan/as2gateway

@@ -4,8 +4,10 @@
 -- and over a Unix socket (a redis-server of its own, started and stopped here). The
 -- window is large enough that nothing waits: this is the bookkeeping alone. Rounds
 -- run every engine once, in an order rotated from round to round; the report gives
--- medians over the rounds.
+-- medians over the rounds. Under a sandbox it then times a whole request through a
+-- client with each backend, beside the same request with none (below).
 --   lua5.4 bench/quota.lua [PAIRS_PER_ROUND [ROUNDS]]
+--   bin/as2g-sandbox run -- lua5.4 bench/quota.lua
 package.path = "./bench/?.lua;./lua/?.lua;./lua/?/init.lua;" .. package.path
 package.cpath = "./build/lua54/?.so;" .. package.cpath
 local core = require "as2gateway.core"
@@ -109,32 +111,92 @@ local function run(e)
   return (core.now() - t) / PAIRS * 1e6
 end
 
-for _, e in ipairs(engines) do run(e) end -- warm-up (connections, scripts loaded)
-local samples = {}
-for r = 1, ROUNDS do
-  for i = 0, #engines - 1 do
-    local e = engines[(i + r) % #engines + 1]
-    samples[e] = samples[e] or {}
-    table.insert(samples[e], run(e))
+-- ROUNDS rounds of measure(item) for every item, in an order rotated from round to
+-- round: {item = {samples}}.
+local function rounds(items, measure)
+  local samples = {}
+  for r = 1, ROUNDS do
+    for i = 0, #items - 1 do
+      local e = items[(i + r) % #items + 1]
+      samples[e] = samples[e] or {}
+      table.insert(samples[e], measure(e))
+    end
   end
+  return samples
 end
+
+for _, e in ipairs(engines) do run(e) end -- warm-up (connections, scripts loaded)
+local samples = rounds(engines, run)
 
 local function median(list)
   table.sort(list)
   return list[(#list + 1) // 2]
 end
 
-print(("Quota engines: one acquire + release, %d pairs x %d rounds (order rotated), "
-  .. "median µs per pair\n"):format(PAIRS, ROUNDS))
-print("| engine | µs per acquire + release | pairs/s | × no-op |")
-print("|---|---:|---:|---:|")
-local base = median(samples[engines[1]])
-for _, e in ipairs(engines) do
-  local m = median(samples[e])
-  print(("| %s | %.2f | %.0f | %.0f |"):format(e.name, m, 1e6 / m, m / base))
+-- A table: a title, a header of four columns, then row(item, its median, the first
+-- item's median) per item.
+local function report(title, header, items, per_item, row)
+  print(title .. "\n")
+  print(header)
+  print("|---|---:|---:|---:|")
+  local base = median(per_item[items[1]])
+  for _, e in ipairs(items) do print(row(e, median(per_item[e]), base)) end
 end
+
+report(("Quota engines: one acquire + release, %d pairs x %d rounds (order rotated), "
+  .. "median µs per pair"):format(PAIRS, ROUNDS),
+  "| engine | µs per acquire + release | pairs/s | × no-op |", engines, samples,
+  function(e, m, base)
+    return ("| %s | %.2f | %.0f | %.0f |"):format(e.name, m, 1e6 / m, m / base)
+  end)
 for _, e in ipairs(engines) do
   if e.q.close then e.q:close() end
   if e.holder then e.holder:close() end
+end
+
+-- Under a sandbox (bin/as2g-sandbox run -- lua5.4 bench/quota.lua): a whole request
+-- (GET /partner, one connection kept) through a client with each backend behind it
+-- (the `quota` option), beside the same request with no quota at all. The sandbox's
+-- own limit is off for it, and the windows are as above: nothing waits.
+local url = os.getenv("AS2G_URL")
+if url then
+  local as2g = require "as2gateway"
+  local REQS = tonumber(os.getenv("QUOTA_BENCH_REQUESTS")) or 200
+  local function control(path, body)
+    sh(("curl -s --cacert %s -H %s -X POST -H 'Content-Type: application/json' -d %s %s")
+      :format(q(os.getenv("AS2G_CA")), q("X-Sandbox-Secret: " .. os.getenv("AS2G_SANDBOX_SECRET")),
+        q(body), q(url:gsub("/v1$", "") .. "/_sandbox/" .. path)))
+  end
+  control("config", '{"rate_limit": "off"}')
+  local wide = { requests = 1000000, window = 0.002, margin = 0 }
+  local function with(t) for k, v in pairs(wide) do t[k] = v end return t end
+  local clients = {
+    { "plain request (no quota)", { rate_limit = false } },
+    { "in process (the default window)", { rate_limit = { requests = 1000000, window = 0.002 } } },
+    { "file (quota = {file = ...})", { quota = with { file = dir .. "/client-state" } } },
+    { "Redis over TCP (quota = {redis = ...})", { quota = with {
+      redis = "redis://127.0.0.1:" .. port, account = "client-tcp" } } },
+    { "Redis over a Unix socket", { quota = with { redis = "unix://" .. sock,
+      account = "client-unix" } } },
+  }
+  for _, c in ipairs(clients) do
+    c[2].url, c[2].cainfo = url, os.getenv("AS2G_CA")
+    c[2].username, c[2].password = os.getenv("AS2G_USERNAME"), os.getenv("AS2G_PASSWORD")
+    c.client = as2g.new(c[2])
+    assert(c.client:partners()) -- the login and the connection
+  end
+  local per = rounds(clients, function(c)
+    local t = core.now()
+    for _ = 1, REQS do assert(c.client:partners()) end
+    return (core.now() - t) / REQS * 1e6
+  end)
+  report(("\nA whole request (GET /partner against the sandbox, one connection), %d "
+    .. "requests x %d rounds (order rotated), median µs per request"):format(REQS, ROUNDS),
+    "| client | µs per request | × plain | µs over plain |", clients, per,
+    function(c, m, plain)
+      return ("| %s | %.0f | %.2f | %+.0f |"):format(c[1], m, m / plain, m - plain)
+    end)
+  for _, c in ipairs(clients) do c.client:close() end
+  control("reset", "{}")
 end
 stop()

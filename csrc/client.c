@@ -28,8 +28,11 @@ struct a2g_client {
     a2g_buf base;
     a2g_origin origin;
     a2g_auth auth;
-    a2g_quota *quota[2];         /* the window and the outside limiter, when given */
+    a2g_quota *quota[2];         /* the window (or a shared backend) and the outside
+                                    limiter, when given */
     int nquota;
+    a2g_quota *shared;           /* the one that shares the token, if any */
+    uint64_t refused;            /* digest of the last token the gateway refused */
     int64_t window_ms;           /* the window's length: a 429 without Retry-After waits it */
     int64_t blocked_until;       /* no request before this (a 429's Retry-After) */
     a2g_transport *transport;
@@ -67,6 +70,8 @@ struct a2g_request {
     int redirects;
     int waiting;
     int leased;                  /* slots of the client's quotas held by its transfer */
+    int login_lock;              /* it holds the shared backend's login lock */
+    int64_t login_wait_until;    /* waits for another process's login until then */
     uint64_t lease[2];
     int64_t not_before;
     int64_t started;
@@ -118,8 +123,14 @@ a2g_client *a2g_client_new(const a2g_client_opts *o, a2g_transport *transport,
     if (!c) {
         if (transport)
             transport->ops->free(transport->self);
+        a2g_quota_free(o->quota);
         a2g_fail(err, A2G_IO, 0, "out of memory");
         return NULL;
+    }
+    if (o->quota) {
+        c->quota[c->nquota++] = o->quota; /* the client's from now on */
+        if (o->quota->ops->token && o->quota->ops->login)
+            c->shared = o->quota;
     }
     a2g_buf_init(&c->base, 0);
     c->transport = transport;
@@ -154,7 +165,7 @@ a2g_client *a2g_client_new(const a2g_client_opts *o, a2g_transport *transport,
         goto fail;
     }
     c->window_ms = o->rate_window_ms;
-    if (o->rate_limit > 0)
+    if (o->rate_limit > 0 && !o->quota)
         c->quota[c->nquota++] = a2g_quota_window(o->rate_limit, o->rate_window_ms);
     if (o->acquire)
         c->quota[c->nquota++] = a2g_quota_hooks(o->acquire, o->release, o->hook_ud);
@@ -194,6 +205,16 @@ void a2g_client_free(a2g_client *c)
 const a2g_stats *a2g_client_stats(const a2g_client *c)
 {
     return &c->stats;
+}
+
+void a2g_client_quota_state(const a2g_client *c, a2g_quota_state *st)
+{
+    memset(st, 0, sizeof *st);
+    st->backend = st->mode = "none";
+    if (c->nquota && c->quota[0]->ops->state)
+        c->quota[0]->ops->state(c->quota[0]->self, st);
+    else if (c->nquota)
+        st->backend = st->mode = "hooks";
 }
 
 const char *a2g_client_base(const a2g_client *c)
@@ -423,10 +444,19 @@ static void fail_with_answer(a2g_request *r, a2g_kind kind, const char *what)
     redact(r->c, r->err.message);
 }
 
+/* Lets the shared backend's login lock go, if the request holds it. */
+static void login_unlock(a2g_request *r)
+{
+    if (r->login_lock && r->c->shared)
+        r->c->shared->ops->login_done(r->c->shared->self);
+    r->login_lock = 0;
+}
+
 static void finish(a2g_request *r)
 {
     if (r->err.kind != A2G_OK)
         a2g_sink_abort(&r->sink);
+    login_unlock(r); /* whatever ended it: the others need not wait for it */
     r->phase = DONE;
 }
 
@@ -570,6 +600,9 @@ static void on_ratelimited(a2g_request *r, int64_t now)
         wait = c->window_ms ? c->window_ms : 10000;
     if (now + wait > c->blocked_until)
         c->blocked_until = now + wait;
+    for (int i = 0; i < c->nquota; i++) /* and everyone sharing the quota with us */
+        if (c->quota[i]->ops->block)
+            c->quota[i]->ops->block(c->quota[i]->self, now, wait);
     if (wait > c->retry_after_cap_ms) {
         fail_with_answer(r, A2G_RATELIMITED, "the gateway asks to wait longer than "
                          "retry_after_cap before the next request");
@@ -664,6 +697,78 @@ static void answer_deadline(a2g_request *r)
          "an answer held in memory must be whole within that time of its status line");
 }
 
+/* FNV-1a of a token: to know it again without keeping it. */
+static uint64_t digest(const char *token)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (const char *p = token ? token : ""; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ull;
+    return h;
+}
+
+/* The quota backend's events (a Redis fallback or return) to the log hook. */
+static void quota_events(a2g_request *r)
+{
+    a2g_client *c = r->c;
+    const char *name;
+    char msg[512];
+    for (int i = 0; i < c->nquota; i++)
+        while (c->quota[i]->ops->event && c->quota[i]->ops->event(c->quota[i]->self, &name,
+                                                                  msg, sizeof msg))
+            emit(r, name, 0, 0, 0, msg);
+}
+
+/* The request needs a token: is there one in the shared backend, that another process
+ * got? 0: go on (the client holds that token now, or this request is to log in: with
+ * the backend's login lock when it could have it); > 0: the ms to wait, another
+ * process is logging in (for at most A2G_LOGIN_WAIT_MS: then this one logs in too). */
+#define A2G_LOGIN_WAIT_MS 30000
+static int64_t shared_token(a2g_request *r, int64_t now)
+{
+    a2g_client *c = r->c;
+    a2g_quota *q = c->shared;
+    if (!q || r->login_lock)
+        return 0;
+    for (int pass = 0; pass < 2; pass++) {
+        char token[8192];
+        int64_t expiry = 0;
+        int64_t wall = a2g_wall_ms();
+        if (q->ops->token(q->self, token, sizeof token, &expiry) == 1) {
+            int taken = digest(token) != c->refused
+                        && (!c->auth.token || strcmp(token, c->auth.token) != 0)
+                        && !a2g_check_text(token, strlen(token), A2G_TEXT_TOKEN)
+                        && a2g_auth_set(&c->auth, token, (double)expiry, wall) == 0
+                        && a2g_auth_valid(&c->auth, wall);
+            explicit_bzero(token, sizeof token);
+            if (taken) {
+                c->stats.tokens_shared++;
+                emit(r, "token_shared", 0, 0, 0, NULL);
+                login_unlock(r); /* another logged in first */
+                r->login_wait_until = 0;
+                return 0;
+            }
+        }
+        if (pass == 1)
+            return 0; /* the lock is ours, and no newer token: log in */
+        int me = q->ops->login(q->self);
+        if (me < 0)
+            return 0; /* no lock to be had: log in all the same */
+        if (me == 1) {
+            r->login_lock = 1;
+            continue; /* a token may have come just before the lock was free */
+        }
+        if (!r->login_wait_until) {
+            r->login_wait_until = now + A2G_LOGIN_WAIT_MS;
+            c->stats.login_waits++;
+            emit(r, "login_wait", 0, 0, 0, NULL);
+        }
+        if (now >= r->login_wait_until)
+            return 0; /* it takes too long: this one logs in too */
+        return 50;
+    }
+    return 0;
+}
+
 static void on_login_done(a2g_request *r, int64_t now)
 {
     a2g_client *c = r->c;
@@ -686,6 +791,8 @@ static void on_login_done(a2g_request *r, int64_t now)
             return;
         }
         c->stats.authorizations++;
+        if (c->shared)
+            c->shared->ops->set_token(c->shared->self, c->auth.token, c->auth.expiry_ms);
         emit(r, "authorize", 200, 0, 0, NULL);
         r->login_first = 0;
         r->logins++;
@@ -784,6 +891,7 @@ static void on_main_done(a2g_request *r, int64_t now)
             /* the token expired or was revoked early: log in again, once */
             r->reauthed = 1;
             r->fresh = 0;
+            c->refused = digest(c->auth.token); /* not to be taken from the backend again */
             a2g_auth_forget(&c->auth);
             c->stats.reauthentications++;
             emit(r, "reauth", 401, 0, 0, NULL);
@@ -824,6 +932,7 @@ static void release_quota(a2g_request *r, int64_t now, int reached)
     for (int i = 0; i < r->leased; i++)
         c->quota[i]->ops->release(c->quota[i]->self, r->lease[i], now, reached);
     r->leased = 0;
+    quota_events(r); /* a release too may find Redis gone */
 }
 
 /* Whether a transfer may start at `now`: a slot of every quota of the client, leased to
@@ -836,11 +945,12 @@ static int64_t acquire_quota(a2g_request *r, int64_t now)
         a2g_quota *q = c->quota[r->leased];
         int64_t wait = q->ops->acquire(q->self, now, &r->lease[r->leased], &r->err);
         if (wait != 0) {
-            release_quota(r, now, 0);
+            release_quota(r, now, 0); /* (its events too) */
             return wait < 0 ? -1 : wait;
         }
         r->leased++;
     }
+    quota_events(r);
     return 0;
 }
 
@@ -886,7 +996,14 @@ a2g_step a2g_request_step(a2g_request *r, int wait_ms, int blocking, int64_t *sl
             int64_t now = now_ms(c);
             if (!r->is_login && !r->login_first && !(r->fresh && c->auth.token)
                 && !a2g_auth_valid(&c->auth, a2g_wall_ms())) {
-                if (a2g_auth_can_login(&c->auth)) {
+                int64_t wait = shared_token(r, now);
+                if (wait > 0) {
+                    *sleep_ms = wait; /* another process is logging in */
+                    return A2G_STEP_SLEEP;
+                }
+                if (a2g_auth_valid(&c->auth, a2g_wall_ms())) {
+                    /* another process's token is ours now */
+                } else if (a2g_auth_can_login(&c->auth)) {
                     if (r->logins >= A2G_MAX_LOGINS) {
                         fail(r, A2G_AUTH, 0, "%s", "two logins in one request gave no "
                              "token the gateway accepts");
@@ -952,9 +1069,10 @@ a2g_step a2g_request_step(a2g_request *r, int wait_ms, int blocking, int64_t *sl
             r->out_bytes = r->xfer.request_bytes;
         emit(r, "response", r->xfer.status, now - r->started, 0,
              r->xfer.failure != A2G_OK ? r->xfer.reason : NULL);
-        if (r->is_login || r->login_first)
+        if (r->is_login || r->login_first) {
             on_login_done(r, now);
-        else
+            login_unlock(r);
+        } else
             on_main_done(r, now);
     }
 }
@@ -1011,8 +1129,10 @@ void a2g_request_free(a2g_request *r)
 {
     if (!r)
         return;
-    if (r->c)
+    if (r->c) {
         stop_transfer(r);
+        login_unlock(r);
+    }
     a2g_sink_free(&r->sink);
     a2g_sink_free(&r->login_answer);
     a2g_source_free(&r->source);

@@ -20,7 +20,9 @@ typedef struct a2g_request a2g_request;
 struct a2g_transport;
 
 typedef struct a2g_event {
-    const char *event;     /* request, response, retry, ratelimit_wait, reauth, authorize */
+    const char *event;     /* request, response, retry, ratelimit_wait, reauth, authorize,
+                              token_shared, login_wait, and the quota backend's own
+                              (quota_fallback, quota_redis: reason says why) */
     const char *method;
     const char *path;      /* relative to the base URL, query included; never secrets */
     long status;
@@ -65,6 +67,11 @@ typedef struct a2g_client_opts {
     a2g_progress_fn progress;
     a2g_acquire_fn acquire;      /* with release, or neither */
     a2g_release_fn release;
+    /* A quota backend shared with other processes (quota.h: a2g_quota_file,
+     * a2g_quota_redis), in place of the rate_limit window; the client takes it over
+     * (also when a2g_client_new fails). It also shares the token: one process logs in,
+     * under the backend's login lock, and the others take its token. */
+    struct a2g_quota *quota;
 } a2g_client_opts;
 
 typedef struct a2g_stats {
@@ -75,7 +82,14 @@ typedef struct a2g_stats {
     unsigned long ratelimited;   /* 429 answers received */
     unsigned long waits;         /* times a request waited for the rate limit */
     int64_t waited_ms;
+    unsigned long tokens_shared; /* tokens taken from the quota backend (another's login) */
+    unsigned long login_waits;   /* times a request waited for another process's login */
 } a2g_stats;
+
+/* The quota backend: what it is ("window", "hooks", "file", "redis", "none") and its
+ * mode (Redis: "redis", "fallback", "dual"), from the backend itself. */
+struct a2g_quota_state;
+void a2g_client_quota_state(const a2g_client *c, struct a2g_quota_state *st);
 
 /* The process-wide set-up of the transport, once, before the first client: 0 or -1. */
 int a2g_client_global_init(void);

@@ -5,19 +5,23 @@
  *   - quota_window.c: an exact sliding window in this process (never more than `limit`
  *     transfers in any `window_ms`, in-flight ones included);
  *   - quota_hooks.c: the host's own limiter through two callbacks (the Lua binding's
- *     acquire/release, e.g. as2gateway.openresty's window shared by nginx workers).
- * A backend shared between processes (a file, Redis) is a third implementation of the
- * same table; one that must also share the token would add an optional pair of entries
- * here (token_get/token_put), as the OpenResty dict does in Lua today. Times are ms on
- * the client's clock. Pure C. */
+ *     acquire/release, e.g. as2gateway.openresty's window shared by nginx workers);
+ *   - quota_shared.c: the engines shared between processes, the file engine (the
+ *     processes of one host) and the Redis engine (several hosts), which also share
+ *     the account's token and a login lock, take a 429's block, and report events.
+ * Times are ms on the client's clock (the shared engines keep their own: the host's
+ * boot clock, Redis's TIME). Pure C. */
 #ifndef A2G_QUOTA_H
 #define A2G_QUOTA_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "error.h"
 
 #pragma GCC visibility push(hidden)
+
+struct a2g_quota_state;
 
 typedef struct a2g_quota_ops {
     /* May a transfer start at `now`? 0: yes, a slot is leased to it until `release`
@@ -29,7 +33,29 @@ typedef struct a2g_quota_ops {
      * Called exactly once per lease. */
     void (*release)(void *self, uint64_t lease, int64_t ended, int reached);
     void (*free)(void *self);
+    /* The rest is optional (NULL: the backend has none of it). */
+    /* No admission for `ms` from `now`, for every sharer (a 429's Retry-After). */
+    void (*block)(void *self, int64_t now, int64_t ms);
+    /* The shared token: 1 with it in buf (NUL-terminated) and *expiry (ms since the
+     * epoch, 0: unknown), 0: none (or it cannot be read: log in). */
+    int (*token)(void *self, char *buf, size_t cap, int64_t *expiry);
+    void (*set_token)(void *self, const char *token, int64_t expiry);
+    /* The login lock: 1: this caller logs in (until login_done); 0: another does, wait
+     * for its token; -1: the lock cannot be had (log in all the same). */
+    int (*login)(void *self);
+    void (*login_done)(void *self);
+    /* The next event of the backend not yet taken (a Redis fallback or return, a state
+     * reset): 1 with *name and msg (no secret in it), 0: none. */
+    int (*event)(void *self, const char **name, char *msg, size_t cap);
+    /* What the backend is and how it is: "window", "hooks", "file", "redis". */
+    void (*state)(void *self, struct a2g_quota_state *st);
 } a2g_quota_ops;
+
+typedef struct a2g_quota_state {
+    const char *backend;    /* "file", "redis" */
+    const char *mode;       /* "file"; "redis", "fallback", "dual" */
+    long fallbacks, returns; /* Redis: times it failed over to the local share and back */
+} a2g_quota_state;
 
 typedef struct a2g_quota {
     const a2g_quota_ops *ops;
@@ -48,6 +74,13 @@ a2g_quota *a2g_quota_window(int limit, int64_t window_ms);
 typedef int64_t (*a2g_acquire_fn)(void *ud);
 typedef void (*a2g_release_fn)(void *ud, int64_t ended_ms);
 a2g_quota *a2g_quota_hooks(a2g_acquire_fn acquire, a2g_release_fn release, void *ud);
+
+/* The shared engines behind the interface; the quota takes the engine over (its free
+ * closes it). NULL when out of memory (the engine is closed then too). */
+struct a2g_qfile;
+struct a2g_qredis;
+a2g_quota *a2g_quota_file(struct a2g_qfile *engine);
+a2g_quota *a2g_quota_redis(struct a2g_qredis *engine);
 
 static inline void a2g_quota_free(a2g_quota *q)
 {

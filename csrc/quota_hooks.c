@@ -30,7 +30,11 @@ static void hooks_release(void *self, uint64_t lease, int64_t ended, int reached
     h->release(h->ud, ended);
 }
 
-static const a2g_quota_ops HOOKS = { hooks_acquire, hooks_release, free };
+static const a2g_quota_ops HOOKS = {
+    .acquire = hooks_acquire,
+    .release = hooks_release,
+    .free = free,
+};
 
 a2g_quota *a2g_quota_hooks(a2g_acquire_fn acquire, a2g_release_fn release, void *ud)
 {

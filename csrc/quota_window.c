@@ -1,74 +1,78 @@
-/* The exact sliding window; see quota.h. A ring of the completion times of the last
- * `limit` transfers that reached the gateway, and a count of the leased slots whose
- * transfers are still running. */
+/* The exact sliding window of one process; see quota.h. The window itself is
+ * qwindow.c, the one window every engine keeps (the file engine in a file, the Redis
+ * engine as its fallback): released transfers counted until a window and a margin
+ * after their release, running ones counted while they run. Here its leases never run
+ * out (this process releases every one of them), and a transfer that sent nothing is
+ * taken back. */
 #include "quota.h"
 
 #include <stdlib.h>
 
-/* Added to every wait: the gateway's clock is not ours. */
+#include "qwindow.h"
+
+/* Added to the window: the gateway's clock is not ours. */
 #define MARGIN_MS 25
+/* A lease that never ends by itself. */
+#define FOREVER_MS ((int64_t)1 << 60)
 
 typedef struct window {
     a2g_quota q;
-    int limit;
-    int64_t window_ms;
-    int64_t *stamps;      /* ring; head is the oldest */
-    int head, count;
-    int in_flight;        /* leased slots not released yet */
+    a2g_qwindow w;
     uint64_t next_lease;
 } window;
 
 static int64_t window_acquire(void *self, int64_t now, uint64_t *lease, a2g_error *err)
 {
     window *w = self;
-    (void)err;
-    /* the running transfers will be stamped later than now: of the stamps, only
-     * `room` may lie within the window that ends now */
-    int room = w->limit - w->in_flight - 1;
-    if (room < 0)
-        return 1; /* every slot is in flight: ask again soon */
-    if (w->count > room) {
-        /* the newest stamp beyond `room` must have left the window */
-        int64_t stamp = w->stamps[(w->head + w->count - room - 1) % w->limit];
-        int64_t free_at = stamp + w->window_ms + MARGIN_MS;
-        if (free_at > now)
-            return free_at - now;
+    a2g_qwin_prune(&w->w, now, NULL);
+    int64_t wait = a2g_qwin_acquire(&w->w, now, FOREVER_MS, w->next_lease + 1, 0, 0);
+    if (wait < 0) {
+        a2g_fail(err, A2G_IO, 0, "out of memory");
+        return -1;
     }
-    w->in_flight++;
-    *lease = ++w->next_lease;
-    return 0;
-}
-
-static void record(window *w, int64_t when)
-{
-    int slot = (w->head + w->count) % w->limit;
-    if (w->count == w->limit) {
-        slot = w->head;
-        w->head = (w->head + 1) % w->limit;
-    } else {
-        w->count++;
-    }
-    w->stamps[slot] = when;
+    if (wait == 0)
+        *lease = ++w->next_lease;
+    return wait;
 }
 
 static void window_release(void *self, uint64_t lease, int64_t ended, int reached)
 {
     window *w = self;
-    (void)lease;
-    if (w->in_flight > 0)
-        w->in_flight--;
-    if (reached)
-        record(w, ended);
+    if (!reached)
+        a2g_qwin_cancel(&w->w, lease);
+    else if (a2g_qwin_release(&w->w, lease, ended) != 0)
+        /* out of memory: the transfer cannot be counted, so nothing may start until
+         * it has surely left the window */
+        w->w.blocked_until = ended + w->w.window_ms + w->w.margin_ms;
+}
+
+static void window_block(void *self, int64_t now, int64_t ms)
+{
+    window *w = self;
+    if (now + ms > w->w.blocked_until)
+        w->w.blocked_until = now + ms;
+}
+
+static void window_state(void *self, a2g_quota_state *st)
+{
+    (void)self;
+    st->backend = st->mode = "window";
 }
 
 static void window_free(void *self)
 {
     window *w = self;
-    free(w->stamps);
+    a2g_qwin_free(&w->w);
     free(w);
 }
 
-static const a2g_quota_ops WINDOW = { window_acquire, window_release, window_free };
+static const a2g_quota_ops WINDOW = {
+    .acquire = window_acquire,
+    .release = window_release,
+    .free = window_free,
+    .block = window_block,
+    .state = window_state,
+};
 
 a2g_quota *a2g_quota_window(int limit, int64_t window_ms)
 {
@@ -77,13 +81,7 @@ a2g_quota *a2g_quota_window(int limit, int64_t window_ms)
     window *w = calloc(1, sizeof *w);
     if (!w)
         return NULL;
-    w->stamps = calloc((size_t)limit, sizeof *w->stamps);
-    if (!w->stamps) {
-        free(w);
-        return NULL;
-    }
-    w->limit = limit;
-    w->window_ms = window_ms;
+    a2g_qwin_init(&w->w, limit, window_ms, MARGIN_MS);
     w->q.ops = &WINDOW;
     w->q.self = w;
     return &w->q;

@@ -42,7 +42,7 @@ build = {
         "csrc/auth.c", "csrc/stream.c", "csrc/curl_transport.c", "csrc/client.c", "csrc/fs.c",
         "csrc/names.c",
         "csrc/lock.c", "csrc/sha256.c", "csrc/unzip.c", "csrc/interrupt.c",
-        "csrc/qwindow.c", "csrc/quota_file.c", "csrc/quota_redis.c",
+        "csrc/qwindow.c", "csrc/quota_file.c", "csrc/quota_redis.c", "csrc/quota_shared.c",
         "csrc/lua/lhelpers.c", "csrc/lua/lerror.c", "csrc/lua/lclient.c", "csrc/lua/lrequest.c",
         "csrc/lua/ljson.c", "csrc/lua/lfiles.c", "csrc/lua/lsys.c", "csrc/lua/lzip.c",
         "csrc/lua/llock.c", "csrc/lua/lquota.c", "csrc/lua/lcore.c",

@@ -87,6 +87,17 @@ local function samples(t)
     elseif a.kind == "name" and a.name == "boolean" then good, wrong = good or true, "x"
     end
   end
+  -- of a union, the wrong value is of none of its types
+  local allowed = {}
+  for _, a in ipairs(alts) do
+    allowed[a.kind == "fun" and "function" or a.name == "integer" and "number" or a.name] = true
+  end
+  if wrong ~= nil and allowed[type(wrong)] then
+    wrong = nil
+    for _, v in ipairs { 1, "x", true, {} } do
+      if wrong == nil and not allowed[type(v)] then wrong = v end
+    end
+  end
   return good, wrong
 end
 
@@ -94,6 +105,7 @@ end
 -- value of another type refused naming the option.
 local function check_option_types(m)
   local problems = {}
+  local quota_dir = h.mkdtemp()
   for name, f in pairs(m.classes["as2gateway.Options"].fields) do
     local good, wrong = samples(f.type)
     local function opts(v)
@@ -103,6 +115,8 @@ local function check_option_types(m)
       end
       if name == "url" then o.url = type(v) == "string" and h.url or v end
       if name == "token" and type(v) ~= "string" then o.username, o.password = "u", "p" end
+      -- a quota string names a backend: a folder of this check's own
+      if name == "quota" and v == good then o.quota = "file:" .. quota_dir .. "/q" end
       return o
     end
     if good == nil then
@@ -123,6 +137,7 @@ local function check_option_types(m)
       end
     end
   end
+  h.rmtree(quota_dir)
   table.sort(problems)
   return problems
 end

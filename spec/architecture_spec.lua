@@ -12,8 +12,10 @@ local PUBLIC = { ["client.h"] = true, ["connection.h"] = true, ["error.h"] = tru
   ["check.h"] = true, ["clock.h"] = true, ["fs.h"] = true, ["interrupt.h"] = true,
   ["lock.h"] = true, ["names.h"] = true, ["sha256.h"] = true, ["unzip.h"] = true,
   ["version.h"] = true,
-  -- the shared quota engines' own interfaces (lquota.c binds them as objects)
-  ["qwindow.h"] = true, ["quota_file.h"] = true, ["quota_redis.h"] = true }
+  -- the shared quota engines' own interfaces (lquota.c binds them as objects), and the
+  -- client's quota interface (the `quota` option hands an engine to the client)
+  ["qwindow.h"] = true, ["quota_file.h"] = true, ["quota_redis.h"] = true,
+  ["quota.h"] = true }
 
 -- {name, system} for each #include of a file.
 local function includes(path)

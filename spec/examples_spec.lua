@@ -24,6 +24,18 @@ describe("examples", function()
     os.execute("rm -rf " .. h.quote(inbox))
   end)
 
+  it("shared_quota.lua shares one login between two clients through a state folder",
+    function()
+      local dir = h.mkdtemp()
+      local out, code = run("examples/shared_quota.lua", h.quote(dir .. "/acme"))
+      assert.are.equal(0, code, out)
+      assert.truthy(out:find("first: 2 request(s), 1 login(s), 0 token(s) shared, backend file",
+        1, true), out)
+      assert.truthy(out:find("second: 1 request(s), 0 login(s), 1 token(s) shared", 1, true), out)
+      assert.are.equal(1, h.stats().authorizations)
+      h.rmtree(dir)
+    end)
+
   it("send_invoice.lua sends a file and sees it delivered", function()
     local out, code = run("examples/send_invoice.lua")
     assert.are.equal(0, code, out)

@@ -8,6 +8,8 @@
 #include "clock.h"
 #include "lerror.h"
 #include "lhelpers.h"
+#include "lquota.h"
+#include "quota.h"
 #include "version.h"
 
 #define INSIDE_CALLBACK "as2gateway: the client cannot be used from inside its own callbacks " \
@@ -205,7 +207,7 @@ static const char *const CLIENT_OPTIONS[] = {
     "url", "username", "password", "token", "token_expiry", "cainfo", "proxy",
     "connect_timeout", "timeout", "low_speed_limit", "low_speed_time", "user_agent",
     "rate_limit", "retries", "backoff_base", "backoff_cap", "retry_after_cap", "max_json",
-    "max_download", "json_timeout",
+    "max_download", "json_timeout", "quota",
     "log", "clock", "sleep", "progress", "acquire", "release", NULL
 };
 
@@ -296,6 +298,17 @@ static int l_new(lua_State *L)
         o.release = hook_release;
     }
 
+    lua_getfield(L, 1, "quota");
+    if (lua_toboolean(L, -1)) {
+        /* a shared backend; a Redis account is named by a digest of the gateway's URL
+         * and the username (never the password, never the token) */
+        char account[65];
+        a2g_quota_account(o.url, o.username ? o.username : "", account);
+        o.quota = a2g_lquota_option(L, -1, account, o.rate_limit ? o.rate_limit : 50,
+                                    o.rate_limit ? o.rate_window_ms : 10000);
+    }
+    lua_pop(L, 1);
+
     a2g_error err;
     memset(&err, 0, sizeof err);
     lc->L = L;
@@ -344,7 +357,8 @@ static int l_client_close(lua_State *L)
 
 static int l_client_stats(lua_State *L)
 {
-    const a2g_stats *s = a2g_client_stats(a2g_check_open_client(L, 1)->c);
+    lclient *lc = a2g_check_open_client(L, 1);
+    const a2g_stats *s = a2g_client_stats(lc->c);
     lua_createtable(L, 0, 7);
     a2g_set_int(L, "requests", (lua_Integer)s->requests);
     a2g_set_int(L, "retries", (lua_Integer)s->retries);
@@ -354,6 +368,18 @@ static int l_client_stats(lua_State *L)
     a2g_set_int(L, "waits", (lua_Integer)s->waits);
     lua_pushnumber(L, (lua_Number)s->waited_ms / 1000.0);
     lua_setfield(L, -2, "waited");
+    a2g_set_int(L, "tokens_shared", (lua_Integer)s->tokens_shared);
+    a2g_set_int(L, "login_waits", (lua_Integer)s->login_waits);
+    a2g_quota_state q;
+    a2g_client_quota_state(lc->c, &q);
+    lua_createtable(L, 0, 4);
+    a2g_set_str(L, "backend", q.backend);
+    a2g_set_str(L, "mode", q.mode);
+    if (strcmp(q.backend, "redis") == 0) {
+        a2g_set_int(L, "fallbacks", q.fallbacks);
+        a2g_set_int(L, "returns", q.returns);
+    }
+    lua_setfield(L, -2, "quota");
     return 1;
 }
 

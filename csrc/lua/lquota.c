@@ -15,6 +15,8 @@
 #include "lerror.h"
 #include "lhelpers.h"
 #include "lquota.h"
+#include "quota.h"
+#include "sha256.h"
 #include "quota_file.h"
 #include "quota_redis.h"
 #include "qwindow.h"
@@ -539,6 +541,133 @@ static int l_tostring(lua_State *L)
     return 1;
 }
 
+void a2g_quota_account(const char *url, const char *username, char out[65])
+{
+    a2g_sha256 h;
+    unsigned char d[32];
+    a2g_sha256_init(&h);
+    a2g_sha256_update(&h, url, strlen(url));
+    a2g_sha256_update(&h, "\n", 1);
+    a2g_sha256_update(&h, username, strlen(username));
+    a2g_sha256_final(&h, d);
+    for (int i = 0; i < 32; i++)
+        snprintf(out + 2 * i, 3, "%02x", d[i]);
+}
+
+/* core.quota_account(url, username) -> the account's name in a shared backend */
+static int l_quota_account(lua_State *L)
+{
+    char account[65];
+    a2g_quota_account(luaL_checkstring(L, 1), luaL_checkstring(L, 2), account);
+    lua_pushstring(L, account);
+    return 1;
+}
+
+/* The client's `quota` option ------------------------------------------------------------- */
+
+static int is_prefix(const char *s, const char *p)
+{
+    return strncmp(s, p, strlen(p)) == 0;
+}
+
+a2g_quota *a2g_lquota_option(lua_State *L, int idx, const char *account, int limit,
+                             int64_t window_ms)
+{
+    idx = lua_absindex(L, idx);
+    int t = lua_type(L, idx);
+    if (t == LUA_TNIL || (t == LUA_TBOOLEAN && !lua_toboolean(L, idx)))
+        return NULL;
+    if (t == LUA_TSTRING || t == LUA_TTABLE) {
+        /* the options of core.quota_file / core.quota_redis, the window's from rate_limit */
+        const char *backend = NULL;
+        lua_newtable(L);
+        int opts = lua_gettop(L);
+        if (t == LUA_TSTRING) {
+            const char *v = lua_tostring(L, idx);
+            if (is_prefix(v, "file:") && v[5]) {
+                backend = "file";
+                lua_pushstring(L, v + 5);
+                lua_setfield(L, opts, "dir");
+            } else if (is_prefix(v, "redis://") || is_prefix(v, "unix://")) {
+                backend = "redis";
+                lua_pushvalue(L, idx);
+                lua_setfield(L, opts, "url");
+            } else {
+                luaL_error(L, "option 'quota' must be \"file:<folder>\", \"redis://...\", "
+                           "\"unix://...\", a table {file = ...} or {redis = ...}, an engine "
+                           "(core.quota_file, core.quota_redis) or false");
+            }
+        } else {
+            for (lua_pushnil(L); lua_next(L, idx); lua_pop(L, 1)) {
+                const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "";
+                const char *to = k;
+                if (strcmp(k, "file") == 0 || strcmp(k, "redis") == 0) {
+                    if (backend)
+                        luaL_error(L, "option 'quota': give file or redis, not both");
+                    backend = k;
+                    to = *k == 'f' ? "dir" : "url";
+                } else if (strcmp(k, "dir") == 0 || strcmp(k, "url") == 0) {
+                    luaL_error(L, "option 'quota': name the backend, {file = folder} or "
+                               "{redis = url}");
+                }
+                lua_pushvalue(L, -1);
+                lua_setfield(L, opts, to);
+            }
+            if (!backend)
+                luaL_error(L, "option 'quota': a table needs file = <folder> or redis = <url>");
+        }
+        lua_getfield(L, opts, "requests");
+        if (lua_isnil(L, -1)) {
+            lua_pushinteger(L, limit);
+            lua_setfield(L, opts, "requests");
+        }
+        lua_getfield(L, opts, "window");
+        if (lua_isnil(L, -1)) {
+            lua_pushnumber(L, (lua_Number)window_ms / 1000);
+            lua_setfield(L, opts, "window");
+        }
+        lua_pop(L, 2);
+        if (*backend == 'r') {
+            lua_getfield(L, opts, "account");
+            if (lua_isnil(L, -1)) {
+                lua_pushstring(L, account);
+                lua_setfield(L, opts, "account");
+            }
+            lua_pop(L, 1);
+        }
+        lua_pushcfunction(L, *backend == 'f' ? l_quota_file : l_quota_redis);
+        lua_insert(L, opts);
+        lua_call(L, 1, 2);
+        if (lua_isnil(L, -2)) /* the engine could not open: its error */
+            lua_error(L);
+        lua_pop(L, 1);
+        idx = lua_gettop(L);
+    }
+    lquota *o = NULL; /* luaL_testudata, which Lua 5.1 lacks */
+    if (lua_type(L, idx) == LUA_TUSERDATA && lua_getmetatable(L, idx)) {
+        luaL_getmetatable(L, QUOTA_MT);
+        if (lua_rawequal(L, -1, -2))
+            o = lua_touserdata(L, idx);
+        lua_pop(L, 2);
+    }
+    if (!o)
+        luaL_error(L, "option 'quota' must be a string, a table, a quota engine or false");
+    if (o->win)
+        luaL_error(L, "option 'quota': core.quota_local is this process's window, the "
+                   "default (rate_limit)");
+    if (!o->file && !o->redis)
+        luaL_error(L, "option 'quota': the quota engine is closed");
+    /* the client takes the engine over: the object is closed from now on */
+    a2g_quota *q = o->file ? a2g_quota_file(o->file) : a2g_quota_redis(o->redis);
+    o->file = NULL;
+    o->redis = NULL;
+    if (t == LUA_TSTRING || t == LUA_TTABLE)
+        lua_pop(L, 1); /* the engine this made */
+    if (!q)
+        luaL_error(L, "out of memory");
+    return q;
+}
+
 static const luaL_Reg methods[] = {
     { "acquire", l_acquire },
     { "release", l_release },
@@ -561,6 +690,7 @@ static const luaL_Reg functions[] = {
     { "quota_file", l_quota_file },
     { "quota_redis", l_quota_redis },
     { "quota_local", l_quota_local },
+    { "quota_account", l_quota_account },
     { NULL, NULL }
 };
 

@@ -4,7 +4,6 @@
 -- never on the command line.
 local argparse = require "argparse"
 local json = require "as2gateway.json"
-local util = require "as2gateway.util"
 local as2gateway = require "as2gateway"
 local core = as2gateway.core
 
@@ -173,7 +172,6 @@ local function base_dir(kind, fallback)
   return home and home .. "/" .. fallback or nil
 end
 
-local NO_HOME = "HOME is not set (nor XDG_CACHE_HOME)"
 
 local function read_config(file, account)
   if not file then return {} end
@@ -195,33 +193,6 @@ local function read_config(file, account)
   return values, found
 end
 
--- FNV-1a: a stable file name per (url, username) for the token cache.
-local function fnv(s)
-  local h = 2166136261
-  for i = 1, #s do h = ((h ~ s:byte(i)) * 16777619) & 0xffffffff end
-  return ("%08x"):format(h)
-end
-
--- The token cache's folder and file; nil without a home (nothing is cached then).
-local function cache_path(cfg)
-  local base = base_dir("CACHE", ".cache")
-  if not base then return nil end
-  return base .. "/as2g", base .. "/as2g/token-" .. fnv(cfg.url .. "\0" .. cfg.username)
-end
-
-local function read_token(cfg)
-  local _, path = cache_path(cfg)
-  local f = path and io.open(path, "rb")
-  if not f then return nil end
-  local t = core.decode_json(f:read("a") or "")
-  f:close()
-  if type(t) ~= "table" or t.url ~= cfg.url or t.username ~= cfg.username
-     or type(t.token) ~= "string" or type(t.expiry) ~= "number" then
-    return nil
-  end
-  return t
-end
-
 -- A folder and every missing level above it (mkdir -p): true, or nil and an error.
 local function mkdirs(dir)
   local sofar = dir:sub(1, 1) == "/" and "" or "."
@@ -235,12 +206,32 @@ local function mkdirs(dir)
   return true
 end
 
-local function save_token(cfg, token, expiry)
-  local dir, path = cache_path(cfg)
-  if not dir then return util.fail("io", "cannot cache the token: %s", NO_HOME) end
-  mkdirs(dir) -- $XDG_CACHE_HOME need not exist yet
-  return core.write_private(path, json.encode { url = cfg.url, username = cfg.username,
-    token = token, expiry = expiry })
+-- The quota and the token, shared by every as2g (and every program with the same
+-- `quota`) of this gateway and username: `--quota`, $AS2G_QUOTA or the config file's
+-- `quota`. "file" (the default): a state folder of the account's under
+-- $XDG_STATE_HOME (else ~/.local/state)/as2gateway/, mode 0700 (without either, the
+-- default is off: nothing is written at the filesystem root); "file:<folder>";
+-- "redis://..." / "unix://..." (several hosts; a password never on the command line);
+-- "off": this process's own window, and no token kept. Returns the backend (nil: off)
+-- and the state folder of a file backend, or nil, why and the exit code.
+local function quota_backend(cfg)
+  local q = cfg.quota or "file"
+  if q == "off" then return nil end
+  if q == "file" then
+    local base = base_dir("STATE", ".local/state")
+    if not base and not cfg.quota then return nil end
+    if not base then return nil, "HOME is not set (nor XDG_STATE_HOME): no state folder "
+      .. "for the quota and the token (set --quota file:<folder>, or off)", EXIT.usage end
+    local ok, e = mkdirs(base .. "/as2gateway")
+    if not ok then
+      return nil, "the state folder cannot be made: " .. tostring(e), EXIT.failure
+    end
+    q = "file:" .. base .. "/as2gateway/" .. core.quota_account(cfg.url, cfg.username)
+  end
+  local dir = q:match("^file:(.+)$")
+  if dir or q:match("^redis://") or q:match("^unix://") then return q, dir end
+  return nil, ("quota must be file, file:<folder>, redis://..., unix://... or off, not %q")
+    :format(q), EXIT.usage
 end
 
 local function prompt_password(cfg)
@@ -284,15 +275,16 @@ local function resolve(args)
       or ("no [%s] section: no config file (HOME is not set; set AS2G_CONFIG)"):format(account)
   end
   local section = { name = ("[%s] of %s"):format(account, tostring(file)), url = conf.url,
-    username = conf.username, password = conf.password, ca = conf.ca, own_password = true }
+    username = conf.username, password = conf.password, ca = conf.ca, quota = conf.quota,
+    own_password = true }
   local options = { name = "the options", url = args.url, username = args.username,
-    ca = args.ca }
+    ca = args.ca, quota = args.quota }
   local env = { name = "the environment", url = getenv("AS2G_URL"),
     username = getenv("AS2G_USERNAME"), password = getenv("AS2G_PASSWORD"),
-    ca = getenv("AS2G_CA") }
+    ca = getenv("AS2G_CA"), quota = getenv("AS2G_QUOTA") }
   local layers = args.account and { options, section, env } or { options, env, section }
   local cfg = { from = {} }
-  for _, key in ipairs { "url", "username", "ca" } do
+  for _, key in ipairs { "url", "username", "ca", "quota" } do
     for _, layer in ipairs(layers) do
       if layer[key] then cfg[key], cfg.from[key] = layer[key], layer.name break end
     end
@@ -304,6 +296,10 @@ local function resolve(args)
       cfg.password, cfg.from.password = layer.password, layer.name
       break
     end
+  end
+  if args.quota and args.quota:match("^%a+://[^/]*:[^/]*@") then
+    return nil, "a Redis password does not belong on the command line (others can read it):"
+      .. " set AS2G_QUOTA or the config file's quota"
   end
   if not cfg.url then return nil, "no gateway URL: set AS2G_URL, --url or a config file" end
   if not cfg.username then
@@ -329,22 +325,24 @@ end
 local commands = {}
 
 function commands.login(ctx)
+  if not ctx.quota then
+    fail(nil, EXIT.failure, "no token can be kept: " .. (ctx.cfg.quota == "off"
+      and "the quota is off" or "HOME is not set (nor XDG_STATE_HOME)"))
+  end
   local token, expiry = ctx.client:authorize()
   check(token, expiry)
-  ctx.saved = true
-  check(save_token(ctx.cfg, token, expiry))
   if ctx.args.json then
     json_line { url = ctx.cfg.url, username = ctx.cfg.username, expiry = expiry }
   else
-    say(("Logged in as %s; token cached until %s UTC"):format(ctx.cfg.username, iso(expiry)))
+    say(("Logged in as %s; token kept until %s UTC"):format(ctx.cfg.username, iso(expiry)))
   end
 end
 
 function commands.logout(ctx)
-  local _, path = cache_path(ctx.cfg)
-  local removed = path ~= nil and os.remove(path) ~= nil
+  local _, dir = quota_backend(ctx.cfg)
+  local removed = dir ~= nil and os.remove(dir .. "/token") ~= nil
   if ctx.args.json then json_line { removed = removed } return end
-  say(removed and "Token cache removed" or "No cached token")
+  say(removed and "Token removed" or "No token kept")
 end
 
 local function send_params(a)
@@ -954,10 +952,14 @@ local function build_parser(prog)
   p:option("--url", "Gateway base URL (default $AS2G_URL).")
   p:option("--username", "Username (default $AS2G_USERNAME).")
   p:option("--ca", "Extra CA certificate file to trust (default $AS2G_CA).")
+  p:option("--quota", "Where the account's quota and token are shared: file (default: a "
+    .. "state folder under $XDG_STATE_HOME), file:<folder>, redis://host:port, "
+    .. "unix:///socket, or off (default $AS2G_QUOTA).")
   p:flag("--json", "Machine-readable output: one JSON document (or one per line).")
 
-  p:command("login", "Check the credentials and cache a token (file mode 0600).")
-  p:command("logout", "Forget the cached token.")
+  p:command("login", "Check the credentials and keep the token in the state folder (mode "
+    .. "0600), for every as2g of this account.")
+  p:command("logout", "Forget the kept token (the file backend's).")
 
   local send = p:command("send", "Send files to a partner as one AS2 message.")
   send:argument("station", "AS2 ID of your station."):convert(nonempty("the station"))
@@ -1182,9 +1184,28 @@ function M.main(argv, prog, bindir)
     end
     opts.log = log_event
   end
-  local cached = args.command ~= "login" and read_token(cfg)
-  if cached and cached.expiry > (os.time() + 120) * 1000 then
-    opts.token, opts.token_expiry = cached.token, cached.expiry
+  -- the quota and the token, shared (docs/quota.md): a token another as2g got serves
+  -- this one too, without a password
+  local backend, folder, code = quota_backend(cfg)
+  if not backend and folder then
+    say("as2g: ", folder)
+    return code
+  end
+  local quota
+  if backend then
+    local qopts = folder and { dir = folder } or { url = backend,
+      account = core.quota_account(cfg.url, cfg.username) }
+    local e
+    quota, e = (folder and core.quota_file or core.quota_redis)(qopts)
+    if not quota then
+      say("as2g: the quota's state folder: ", tostring(e))
+      return EXIT.failure
+    end
+    local token, expiry = quota:token()
+    if args.command ~= "login" and token and expiry > (os.time() + 120) * 1000 then
+      opts.token, opts.token_expiry = token, expiry
+    end
+    opts.quota = quota -- the client takes it over
   end
   opts.password = cfg.password
   if not opts.password and (not opts.token or args.command == "login") then
@@ -1200,22 +1221,17 @@ function M.main(argv, prog, bindir)
   local finish_bar
   if core.isatty(2) then opts.progress, finish_bar = progress_bar() end
   local created, client = pcall(as2gateway.new, opts)
+  if not created and quota then quota:close() end
   if not created then -- a setting the client refuses (an http:// URL, say)
     say("as2g: ", plain(client))
     return EXIT.usage
   end
-  local ctx = { args = args, cfg = cfg, client = client }
+  local ctx = { args = args, cfg = cfg, client = client, quota = backend }
   local ran, result = xpcall(commands[args.command], function(e)
     if getmetatable(e) == Fail then return e end
     return { internal = e, trace = verbose and debug_traceback(tostring(e), 2) }
   end, ctx)
   if finish_bar then finish_bar() end
-  -- a token obtained on the way is cached for the next run
-  local token, expiry = client:token()
-  if token and not ctx.saved and (not cached or cached.token ~= token
-      or cached.expiry ~= expiry) then
-    save_token(cfg, token, expiry)
-  end
   client:close()
   if core.interrupted() or ctx.interrupted then
     -- said in full when there is more to it (a send that may have gone out)

@@ -89,6 +89,9 @@ _M.Client = Client
 ---@field low_speed_limit? number bytes/s ... (100)
 ---@field low_speed_time? number ... for this many seconds (30) aborts a transfer
 ---@field rate_limit? table|false {requests = 50, window = 10}, or false
+---@field quota? string|table|userdata shared with other processes, the token too (docs/quota.md): "file:<folder>",
+--- "redis://host:port/db", "unix:///socket", {file = <folder>, ...}, {redis = <url>, ...}, or an engine of
+--- core.quota_file / core.quota_redis (the client takes it over); nil: this process's own window
 ---@field retries? integer retries after the first attempt (5)
 ---@field backoff_base? number seconds (0.5)
 ---@field backoff_cap? number seconds (30)

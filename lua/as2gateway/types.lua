@@ -159,6 +159,15 @@
 ---@field ratelimited integer 429 answers received
 ---@field waits integer times a request waited for the rate limit
 ---@field waited number seconds waited for it in all
+---@field tokens_shared integer tokens taken from the shared quota backend (another process's login)
+---@field login_waits integer times a request waited for another process's login
+---@field quota as2gateway.QuotaState the quota backend in use
+
+---@class as2gateway.QuotaState
+---@field backend string "window" (this process's), "hooks" (acquire/release), "file", "redis" or "none"
+---@field mode string the backend's; Redis: "redis", "fallback" (its local share) or "dual" (just back)
+---@field fallbacks? integer Redis: times it failed over to the local share
+---@field returns? integer Redis: times it was used again
 
 ---@class as2gateway.Iterator
 ---@field err? as2gateway.Error the error that ended the loop, if any

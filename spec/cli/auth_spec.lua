@@ -1,4 +1,5 @@
--- as2g login/logout, the token cache (mode 0600, reused, no password in it) and config resolution.
+-- as2g login/logout, the token kept in the shared state folder (mode 0600, reused, no
+-- password in it) and config resolution.
 local h = require "helpers"
 local S = require "cli.support"
 
@@ -10,14 +11,21 @@ describe("as2g credentials", function()
 
   local function run(args, opts) return S.run(home, args, opts) end
 
-  -- The token cache files of this test's home.
+  -- The token files of this test's home: one state folder per gateway and username.
   local function caches()
     local names = {}
-    for n in S.capture("ls -A " .. h.quote(home.cache .. "/as2g") .. " 2>/dev/null")
+    for n in S.capture("ls -A " .. h.quote(home.state .. "/as2gateway") .. " 2>/dev/null")
       :gmatch("[^\n]+") do
-      names[#names + 1] = home.cache .. "/as2g/" .. n
+      local file = home.state .. "/as2gateway/" .. n .. "/token"
+      if h.read_file(file) then names[#names + 1] = file end
     end
     return names
+  end
+
+  -- A token file: {token, expiry}.
+  local function read_token(file)
+    local token, expiry = h.read_file(file):match("^(%S+) (%d+)\n$")
+    return { token = token, expiry = tonumber(expiry) }
   end
 
   local function authorizations() return h.stats().authorizations end
@@ -45,7 +53,7 @@ describe("as2g credentials", function()
   end)
 
   describe("login", function()
-    it("checks the credentials, says so on stderr and caches a token in a 0600 file", function()
+    it("checks the credentials, says so on stderr and keeps a token in a 0600 file", function()
       local out, err, code = run { "login" }
       assert.equal(0, code)
       assert.equal("", out)
@@ -53,10 +61,13 @@ describe("as2g credentials", function()
       local files = caches()
       assert.equal(1, #files)
       assert.equal("600", S.file_mode(files[1]))
-      local cached = h.json_decode(h.read_file(files[1]))
-      assert.equal(h.url, cached.url)
-      assert.equal(h.username, cached.username)
+      local cached = read_token(files[1])
       assert.is_string(cached.token)
+      -- its folder: the owner's alone, named by a digest of the gateway and username
+      local folder = files[1]:match("^(.*)/token$")
+      assert.equal("700", S.file_mode(folder))
+      assert.matches("/as2gateway/%x+$", folder)
+      assert.not_matches(h.username, folder, 1, true)
       assert.is_true(cached.expiry > os.time() * 1000)
       -- the cached token is one the gateway takes
       assert.equal(200, h.curl({ path = "/station", token = cached.token }).status)
@@ -77,19 +88,20 @@ describe("as2g credentials", function()
       assert.is_true(doc.expiry > os.time() * 1000)
     end)
 
-    it("creates a cache folder that does not exist yet, however deep", function()
-      home.cache = home.dir .. "/not/yet/there"
+    it("creates a state folder that does not exist yet, however deep", function()
+      home.state = home.dir .. "/not/yet/there"
       local _, _, code = run { "login" }
       assert.equal(0, code)
       assert.equal(1, #caches())
     end)
 
-    it("exits 1 when the token cannot be cached, instead of claiming it was", function()
+    it("exits 1 when the token cannot be kept, instead of claiming it was", function()
       h.write_file(home.dir .. "/file", "not a folder")
-      home.cache = home.dir .. "/file"
+      home.state = home.dir .. "/file"
       local _, err, code = run { "login" }
       assert.equal(1, code)
-      assert.not_matches("token cached", err, 1, true)
+      assert.not_matches("token kept", err, 1, true)
+      assert.matches("state folder", err, 1, true)
     end)
 
     it("exits 3 for a wrong password, and caches nothing", function()
@@ -106,7 +118,7 @@ describe("as2g credentials", function()
     end)
   end)
 
-  describe("the token cache", function()
+  describe("the token kept", function()
     it("is reused by later commands: no new authorization until it expires", function()
       assert.equal(0, select(3, run { "login" }))
       local before = authorizations()
@@ -131,16 +143,15 @@ describe("as2g credentials", function()
       assert.matches("ACME-AS2", out, 1, true)
     end)
 
-    it("is replaced when it is about to expire and a password is at hand", function()
+    it("is replaced when it has run out and a password is at hand", function()
       assert.equal(0, select(3, run { "login" }))
       local file = caches()[1]
-      local cached = h.json_decode(h.read_file(file))
-      cached.expiry = (os.time() + 60) * 1000 -- inside the two-minute margin
-      h.write_file(file, h.json_encode(cached))
+      local cached = read_token(file)
+      h.write_file(file, ("%s %d\n"):format(cached.token, (os.time() - 10) * 1000))
       local before = authorizations()
       assert.equal(0, select(3, run { "stations" }))
       assert.equal(before + 1, authorizations())
-      assert.is_true(h.json_decode(h.read_file(file)).expiry > (os.time() + 3600) * 1000)
+      assert.is_true(read_token(file).expiry > (os.time() + 3600) * 1000)
       assert.equal("600", S.file_mode(file))
     end)
 
@@ -150,10 +161,38 @@ describe("as2g credentials", function()
         AS2G_PASSWORD = h.other_password } })))
       local files = caches()
       assert.equal(2, #files)
-      local users = {}
-      for _, f in ipairs(files) do users[#users + 1] = h.json_decode(h.read_file(f)).username end
-      table.sort(users)
-      assert.same({ h.username, h.other_username }, users)
+      assert.not_equal(read_token(files[1]).token, read_token(files[2]).token)
+    end)
+  end)
+
+  describe("the state folder", function()
+    it("is shared by as2g processes started together: one login in all, no 429", function()
+      local codes = home.dir .. "/codes"
+      local jobs = {}
+      for i = 1, 6 do
+        jobs[i] = ("(timeout 60 %s >/dev/null 2>&1; echo $? >>%s) &")
+          :format(S.command(home, { i % 2 == 0 and "partners" or "stations" }), h.quote(codes))
+      end
+      os.execute(table.concat(jobs, " ") .. " wait")
+      assert.equal("0\n0\n0\n0\n0\n0\n", h.read_file(codes))
+      assert.equal(1, authorizations())
+      assert.equal(0, h.stats().rate_limited)
+      assert.equal(7, h.stats().requests)
+    end)
+
+    it("is left alone with --quota off: no token kept", function()
+      assert.equal(0, select(3, run { "--quota", "off", "stations" }))
+      assert.same({}, caches())
+      local _, err, code = run { "--quota", "nonsense", "stations" }
+      assert.equal(2, code)
+      assert.matches("quota must be", err, 1, true)
+    end)
+
+    it("refuses a Redis password on the command line, where others can read it", function()
+      local _, err, code = run { "--quota", "redis://:secret@127.0.0.1:1", "stations" }
+      assert.equal(2, code)
+      assert.matches("AS2G_QUOTA", err, 1, true)
+      assert.not_matches("secret", err, 1, true)
     end)
   end)
 
@@ -162,7 +201,7 @@ describe("as2g credentials", function()
       assert.equal(0, select(3, run { "login" }))
       local _, err, code = run { "logout" }
       assert.equal(0, code)
-      assert.matches("Token cache removed", err, 1, true)
+      assert.matches("Token removed", err, 1, true)
       assert.same({}, caches())
     end)
 
@@ -176,7 +215,7 @@ describe("as2g credentials", function()
       out, err, code = run({ "logout" }, { env = { AS2G_PASSWORD = false }, no_tty = true })
       assert.equal(0, code)
       assert.equal("", out)
-      assert.matches("No cached token", err, 1, true)
+      assert.matches("No token kept", err, 1, true)
     end)
 
     it("makes the next command without a password fail with exit 3", function()
@@ -229,9 +268,7 @@ describe("as2g credentials", function()
     it("exits 3 when the cached token has expired", function()
       assert.equal(0, select(3, run { "login" }))
       local file = caches()[1]
-      local cached = h.json_decode(h.read_file(file))
-      cached.expiry = (os.time() - 10) * 1000
-      h.write_file(file, h.json_encode(cached))
+      h.write_file(file, ("%s %d\n"):format(read_token(file).token, (os.time() - 10) * 1000))
       local _, err, code = run({ "stations" }, { env = { AS2G_PASSWORD = false }, no_tty = true })
       assert.equal(3, code)
       assert.matches("no password", err, 1, true)

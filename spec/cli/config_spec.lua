@@ -74,22 +74,26 @@ describe("as2g configuration", function()
   end)
 
   describe("without HOME", function()
-    local NO_HOME = { HOME = false, XDG_CACHE_HOME = false, XDG_CONFIG_HOME = false }
+    local NO_HOME = { HOME = false, XDG_CACHE_HOME = false, XDG_CONFIG_HOME = false,
+      XDG_STATE_HOME = false }
 
     -- the filesystem root must stay as it is: the spec refuses to run where a
-    -- /.cache or /.config is there already, so that it can tell
+    -- /.cache, /.config or /.local/state is there already, so that it can tell
     before_each(function()
       assert.is_nil(io.open("/.cache/as2g"), "/.cache/as2g exists already")
       assert.is_nil(io.open("/.config/as2g"), "/.config/as2g exists already")
+      assert.is_nil(io.open("/.local/state/as2gateway"), "/.local/state/as2gateway exists")
     end)
 
     it("runs commands and caches nothing, writing nothing at the filesystem root", function()
       for _, value in ipairs { false, "", "/", "relative/home" } do
-        local env = { HOME = value, XDG_CACHE_HOME = false, XDG_CONFIG_HOME = false }
+        local env = { HOME = value, XDG_CACHE_HOME = false, XDG_CONFIG_HOME = false,
+          XDG_STATE_HOME = false }
         local out, err, code = run({ "--json", "stations" }, { env = env, cwd = t.home.dir })
         assert.equal(0, code, err)
         assert.same(MAIN, stations(out))
         assert.is_nil(io.open("/.cache/as2g"), "wrote /.cache/as2g with HOME=" .. tostring(value))
+        assert.is_nil(io.open("/.local/state/as2gateway"), "wrote /.local/state/as2gateway")
         assert.is_nil(io.open(t.home.dir .. "/relative"), "wrote under a relative HOME")
       end
       assert.same({}, S.files(t.home.dir))
@@ -100,6 +104,7 @@ describe("as2g configuration", function()
       assert.equal(1, code)
       assert.matches("HOME is not set", err, 1, true)
       assert.is_nil(io.open("/.cache/as2g"))
+      assert.is_nil(io.open("/.local/state/as2gateway"))
     end)
 
     it("still finds the config file named by AS2G_CONFIG", function()

@@ -55,11 +55,11 @@ describe("as2g exit codes", function()
     assert.matches("username or password", err, 1, true)
     -- a token the gateway refuses, and no password to get another
     assert.equal(0, select(3, run { "login" }))
-    local dir = home.cache .. "/as2g/"
-    local name = S.files(dir)[1]
-    local cached = h.json_decode(h.read_file(dir .. name))
-    cached.token = cached.token:sub(1, -3) .. (cached.token:sub(-2) == "AA" and "BB" or "AA")
-    h.write_file(dir .. name, h.json_encode(cached))
+    local dir = home.state .. "/as2gateway/"
+    local name = S.files(dir)[1]:match("^[^/]+") .. "/token"
+    local token, expiry = h.read_file(dir .. name):match("^(%S+) (%d+)")
+    token = token:sub(1, -3) .. (token:sub(-2) == "AA" and "BB" or "AA")
+    h.write_file(dir .. name, token .. " " .. expiry .. "\n")
     _, _, code = run({ "stations" }, { env = { AS2G_PASSWORD = false }, no_tty = true })
     assert.equal(3, code)
     -- with the password at hand, the refused token is replaced

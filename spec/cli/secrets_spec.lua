@@ -65,18 +65,18 @@ describe("as2g and the password", function()
     assert.not_matches(wrong, out .. err, 1, true)
   end)
 
-  it("is not in the token cache, which holds url, username, token and expiry only", function()
+  it("is not in the state folder, where the token is alone in its 0600 file", function()
     assert.equal(0, select(3, run { "login" }))
-    local dir = home.cache .. "/as2g"
-    local names = S.files(dir)
-    assert.equal(1, #names)
-    local text = h.read_file(dir .. "/" .. names[1])
-    assert.not_matches(h.password, text, 1, true)
-    local keys = {}
-    for k in pairs(h.json_decode(text)) do keys[#keys + 1] = k end
-    table.sort(keys)
-    assert.same({ "expiry", "token", "url", "username" }, keys)
-    assert.equal("600", S.file_mode(dir .. "/" .. names[1]))
+    local base = home.state .. "/as2gateway"
+    local folders = S.files(base)
+    assert.is_true(#folders >= 1)
+    local dir = base .. "/" .. folders[1]:match("^[^/]+")
+    for _, name in ipairs(S.files(dir)) do
+      assert.not_matches(h.password, h.read_file(dir .. "/" .. name), 1, true)
+    end
+    assert.matches("^%S+ %d+\n$", h.read_file(dir .. "/token"))
+    assert.equal("600", S.file_mode(dir .. "/token"))
+    assert.equal("700", S.file_mode(dir))
   end)
 
   it("is taken from neither the command line nor an option", function()

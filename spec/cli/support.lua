@@ -15,11 +15,13 @@ M.root = capture("pwd"):gsub("%s+$", "")
 -- AS2G_SPEC_BIN runs the specs against another as2g (an installed one, an older build)
 M.as2g = os.getenv("AS2G_SPEC_BIN") or (M.root .. "/bin/as2g")
 
---- A test's private place: XDG_CACHE_HOME and XDG_CONFIG_HOME under one folder, so
---- token caches and config files never touch the real home.
+--- A test's private place: XDG_CACHE_HOME, XDG_CONFIG_HOME and XDG_STATE_HOME under one
+--- folder, so the shared quota and token (the state folder) and config files never
+--- touch the real home.
 function M.home()
   local dir = h.mkdtemp()
-  return { dir = dir, cache = dir .. "/cache", config = dir .. "/config" }
+  return { dir = dir, cache = dir .. "/cache", config = dir .. "/config",
+    state = dir .. "/state" }
 end
 
 --- A fresh start for a test: the sandbox reset, a private home, and (with `sub`) an
@@ -66,7 +68,8 @@ end
 function M.command(home, args, opts)
   opts = opts or {}
   local words = { "env" }
-  local env = { XDG_CACHE_HOME = home.cache, XDG_CONFIG_HOME = home.config }
+  local env = { XDG_CACHE_HOME = home.cache, XDG_CONFIG_HOME = home.config,
+    XDG_STATE_HOME = home.state }
   for k, v in pairs(opts.env or {}) do env[k] = v end
   local names = {}
   for k in pairs(env) do names[#names + 1] = k end

@@ -97,16 +97,17 @@ function M.redis(opts)
   return r
 end
 
---- Starts a worker with `cfg` (see worker.lua); returns {out, pid, lines(), text(),
---- kill(sig), wait_done(timeout)}.
-function M.worker(dir, name, cfg)
+--- Starts a worker with `cfg` (see worker.lua, or `script`: client_worker.lua);
+--- returns {out, pid, lines(), text(), kill(sig), wait_done(timeout)}.
+function M.worker(dir, name, cfg, script)
   local w = { out = dir .. "/" .. name .. ".out", cfgfile = dir .. "/" .. name .. ".json" }
   h.write_file(w.cfgfile, cjson.encode(cfg))
   h.write_file(w.out, "")
   local pidfile = dir .. "/" .. name .. ".pid"
-  assert(os.execute(("LUA_PATH=%s LUA_CPATH=%s %s spec/quota/worker.lua %s %s "
+  assert(os.execute(("LUA_PATH=%s LUA_CPATH=%s %s %s %s %s "
     .. ">>%s 2>&1 & echo $! >%s"):format(h.quote(package.path), h.quote(package.cpath),
-    M.LUA, h.quote(w.cfgfile), h.quote(w.out), h.quote(w.out), h.quote(pidfile))))
+    M.LUA, script or "spec/quota/worker.lua",
+    h.quote(w.cfgfile), h.quote(w.out), h.quote(w.out), h.quote(pidfile))))
   w.pid = h.wait_until(function() return tonumber(h.read_file(pidfile) or "") end, 20,
     "the worker did not start")
   function w.text() return h.read_file(w.out) or "" end
