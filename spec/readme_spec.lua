@@ -182,6 +182,21 @@ local plan = {
     claims = true, -- the comments say what err holds: checked
   },
 
+  -- the quota option: a state folder the client makes (0700), the token in it (0600)
+  ["The client #2"] = {
+    lua = true, prelude = 'local as2gateway = require "as2gateway"\nlocal folder = "quota"\n',
+    after = [[
+assert(client:stations())
+print("@backend=" .. client:stats().quota.backend)
+]],
+    expect = function(out, dir)
+      assert.equal("file", printed(out).backend, out)
+      local mode = h.sh("stat -c %a " .. h.quote(dir .. "/quota") .. " "
+        .. h.quote(dir .. "/quota/token"))
+      assert.equal("700\n600\n", mode, out)
+    end,
+  },
+
   ["Sending — examples/send_invoice.lua #1"] = {
     lua = true, files = { ["invoice-1001.xml"] = "<invoice n='1001'/>\n" },
     prelude = CLIENT .. 'local station, partner = "ACME-AS2", "GLOBEX-AS2"\n'
