@@ -81,6 +81,8 @@ struct a2g_request {
                                     for another request's transfer */
     int64_t last_step;           /* when it was last stepped with its transfer in flight */
     int64_t out_bytes;           /* of its own last transfer (not a login's) that went out */
+    int64_t deadline;            /* the call ends by then (client clock ms); 0: none */
+    int fail_fast;               /* a wait for the rate limit ends the call at once */
     /* outcome */
     a2g_error err;
     a2g_outcome out;             /* its strings are the request's (freed with it) */
@@ -348,6 +350,12 @@ void a2g_request_to_writer(a2g_request *r, a2g_writer_fn fn, void *ud)
 {
     a2g_sink_free(&r->sink);
     a2g_sink_writer(&r->sink, fn, ud);
+}
+
+void a2g_request_limits(a2g_request *r, int64_t deadline_ms, int fail_fast)
+{
+    r->deadline = deadline_ms > 0 ? now_ms(r->c) + deadline_ms : 0;
+    r->fail_fast = fail_fast != 0;
 }
 
 void a2g_request_callback_failed(a2g_request *r)
@@ -863,6 +871,42 @@ static void abandon(a2g_request *a, int64_t now)
     finish(a);
 }
 
+static void stop_transfer(a2g_request *r);
+
+/* The call's deadline has come: its transfer stopped; a send whose body may have gone
+ * out says its outcome is unknown, a call still waiting for the rate limit ends with
+ * `ratelimited`, any other with `timeout`. */
+static void past_deadline(a2g_request *r)
+{
+    int sending = r->phase == RUNNING && r->c->active == r && r->is_send && !r->is_login
+                  && !r->login_first;
+    stop_transfer(r);
+    if (sending && r->out_bytes > 0)
+        fail(r, A2G_UNKNOWN_OUTCOME, 0, "%s", "the call's deadline stopped the transfer "
+             "after the message went out: it may have been enqueued; check the queued and "
+             "sent lists before sending it again");
+    else if (r->waiting)
+        fail(r, A2G_RATELIMITED, 0, "%s", "the rate limit had no slot before the call's "
+             "deadline");
+    else
+        fail(r, A2G_TIMEOUT, 0, "the call's deadline passed %s", r->phase == RUNNING
+             ? "during the transfer" : "before it could be sent");
+}
+
+/* A wait of `wait` ms for the rate limit (a slot of the quota, a 429's Retry-After): it
+ * fails the call at once in fail-fast mode or when the wait would pass the deadline
+ * (1), else it is waited (0). */
+static int cannot_wait(a2g_request *r, int64_t now, int64_t wait)
+{
+    if (!r->fail_fast && !(r->deadline && now + wait > r->deadline))
+        return 0;
+    fail(r, A2G_RATELIMITED, 0, "%s", r->fail_fast
+         ? "no slot of the rate limit is free now (fail_fast)"
+         : "the rate limit has no slot before the call's deadline");
+    r->err.retry_after = (long)((wait + 999) / 1000);
+    return 1;
+}
+
 a2g_step a2g_request_step(a2g_request *r, int wait_ms, int blocking, int64_t *sleep_ms)
 {
     a2g_client *c = r->c;
@@ -874,6 +918,10 @@ a2g_step a2g_request_step(a2g_request *r, int wait_ms, int blocking, int64_t *sl
     for (;;) {
         if (r->phase == DONE)
             return A2G_STEP_DONE;
+        if (r->deadline && now_ms(c) >= r->deadline) {
+            past_deadline(r);
+            continue;
+        }
         if (r->phase == IDLE) {
             if (c->active && c->active != r) {
                 int64_t now = now_ms(c);
@@ -900,6 +948,11 @@ a2g_step a2g_request_step(a2g_request *r, int wait_ms, int blocking, int64_t *sl
                 }
             }
             if (r->not_before > now) {
+                if (r->deadline && r->not_before > r->deadline) {
+                    fail(r, A2G_TIMEOUT, 0, "%s", "the call's deadline comes before its "
+                         "next retry");
+                    continue;
+                }
                 *sleep_ms = r->not_before - now;
                 return A2G_STEP_SLEEP;
             }
@@ -918,6 +971,8 @@ a2g_step a2g_request_step(a2g_request *r, int wait_ms, int blocking, int64_t *sl
                 finish(r);
                 continue;
             }
+            if (wait > 0 && cannot_wait(r, now, wait))
+                continue;
             if (wait > 0) {
                 if (!r->waiting) {
                     r->waiting = 1;
@@ -941,6 +996,8 @@ a2g_step a2g_request_step(a2g_request *r, int wait_ms, int blocking, int64_t *sl
             emit(r, "request", 0, 0, 0, NULL);
             r->phase = RUNNING;
         }
+        if (r->deadline && wait_ms > 0 && r->deadline - now_ms(c) < wait_ms)
+            wait_ms = (int)(r->deadline - now_ms(c)); /* >= 1: checked above */
         if (!c->transport->ops->step(c->transport->self, &r->xfer, wait_ms)) {
             *sleep_ms = 1;
             return A2G_STEP_IO;

@@ -162,6 +162,12 @@ int a2g_request_done(const a2g_request *r);
  * transfer stopped, its quota slot handed back, a partial download removed; a send
  * that may have reached the gateway says so in the message. */
 void a2g_request_interrupt(a2g_request *r);
+/* Bounds the call: it ends within deadline_ms (0: no deadline) from now, rate-limit
+ * waits, retries and transfers included (then A2G_TIMEOUT, A2G_RATELIMITED when it was
+ * waiting for the rate limit, A2G_UNKNOWN_OUTCOME for a send stopped after its body may
+ * have gone out); a wait for the rate limit that would pass the deadline, or any wait
+ * for it with `fail_fast`, ends it at once with A2G_RATELIMITED and err.retry_after. */
+void a2g_request_limits(a2g_request *r, int64_t deadline_ms, int fail_fast);
 /* A callback of the host (a writer or reader) failed: the request ends with
  * A2G_CALLBACK, the host raises its own error. */
 void a2g_request_callback_failed(a2g_request *r);

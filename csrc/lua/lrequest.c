@@ -362,7 +362,8 @@ static void set_sink(lua_State *L, int spec, lrequest *lr)
 
 static const char *const REQUEST_OPTIONS[] = {
     "method", "path", "query", "headers", "body", "body_file", "body_reader", "body_pieces",
-    "to_file", "to_dir", "no_clobber", "sink", "json", "send", "login", NULL
+    "to_file", "to_dir", "no_clobber", "sink", "json", "send", "login", "deadline",
+    "fail_fast", NULL
 };
 
 #define NO_LOGIN "as2gateway: a login needs username and password"
@@ -406,6 +407,9 @@ static int l_client_request(lua_State *L)
     lua_pushvalue(L, 1);
     lr->client_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     lr->json = a2g_opt_bool(L, 2, "json");
+    /* deadline = seconds from now for the whole call; fail_fast: no rate-limit waits */
+    double deadline = a2g_opt_number(L, 2, "deadline", 0, 0.001, A2G_MAX_SECONDS);
+    a2g_request_limits(lr->r, (int64_t)(deadline * 1000 + 0.5), a2g_opt_bool(L, 2, "fail_fast"));
 
     if (!login)
         set_path(L, 2, lr->r);

@@ -9,7 +9,9 @@
 --    advances meanwhile);
 --  * yielding (`sleep` given: ngx.sleep): no step blocks; `sleep` waits, also between
 --    polls of a transfer in flight, at growing intervals (1 ms to 16 ms: no busy loop,
---    little latency).
+--    little latency); with `abandoned` (as2gateway.openresty: the downstream client went
+--    away), a request not in flight (about to start, or waiting for the rate limit or a
+--    retry) is dropped before its next step: nothing more of it goes out.
 -- Pure Lua, no other module: the core loads it.
 local pcall, error, min = pcall, error, math.min
 
@@ -22,14 +24,22 @@ local IDLE_MIN, IDLE_MAX = 0.001, 0.016
 --- the request closed first (its transfer stopped, a partial download removed).
 ---@param req userdata
 ---@param sleep? fun(seconds: number) yielding: the host's sleep; nil: blocking
+---@param abandoned? fun(): table|nil the error to end a request not in flight with, or nil
 ---@return table|nil result
 ---@return table|nil err
-function M.run(req, sleep)
+function M.run(req, sleep, abandoned)
   local blocking = sleep == nil
   local wait = blocking and 1 or 0
   local idle = IDLE_MIN
+  local state, secs = "sleep"
   while true do
-    local ok, state, secs = pcall(req.step, req, wait, blocking)
+    local gone = state == "sleep" and abandoned and abandoned()
+    if gone then
+      req:close()
+      return nil, gone
+    end
+    local ok
+    ok, state, secs = pcall(req.step, req, wait, blocking)
     if not ok then
       req:close()
       error(state, 0)

@@ -32,11 +32,15 @@ http {
   lua_package_path "%s/lua/?.lua;%s/lua/?/init.lua;%s/spec/openresty/?.lua;%s/spec/quota/?.lua;;";
   lua_package_cpath "%s/build/luajit/?.so;;";
   lua_shared_dict as2gateway 1m;
+  lua_check_client_abort on;
   server {
     listen 127.0.0.1:%d;
     location = /send { content_by_lua_block { require("app").send() } }
     location = /received { content_by_lua_block { require("app").received() } }
     location = /stats { content_by_lua_block { require("app").stats() } }
+    location = /limits { content_by_lua_block { require("app").limits() } }
+    location = /limits_send { content_by_lua_block { require("app").limits_send() } }
+    location = /lane_stats { content_by_lua_block { require("app").lane_stats() } }
     location = /plain { content_by_lua_block { ngx.say("ok") } }
     location = /access {
       access_by_lua_block { require("app").count_in_phase() }
