@@ -8,16 +8,55 @@ local sh = h.sh
 
 local root = sh("pwd"):gsub("%s+$", "")
 
---- Starts nginx with `workers` worker processes, and `locations` (nginx text) added
---- to its server; returns {url, dir, stop()}.
-function M.start(workers, locations)
+M.root = root
+
+-- Picks a free port, writes the configuration `conf(dir, port)` gives into dir, and
+-- starts nginx with `args` (nginx's own options, `%s` for dir), retrying on another port
+-- while the chosen one is taken; waits until it answers `probe`. Returns {url, dir,
+-- log(), stop()}.
+function M.launch(conf, args, probe)
   local dir = h.mkdtemp()
   os.execute("mkdir -p " .. dir .. "/logs " .. dir .. "/tmp")
   local port
-  local user = sh("id -u"):match("^0") and "user root root;" or ""
   for _ = 1, 20 do
     port = 20000 + math.random(0, 39999)
-    local conf = ([[
+    local f = assert(io.open(dir .. "/nginx.conf", "w"))
+    f:write(conf(dir, port))
+    f:close()
+    os.remove(dir .. "/logs/error.log")
+    -- with -e, nginx reports a failed start in that log rather than on stderr
+    local out = sh("/usr/sbin/nginx " .. args:gsub("%%s", dir) .. " 2>&1")
+      .. (h.read_file(dir .. "/logs/error.log") or "")
+    if not out:find("Address already in use", 1, true) then
+      assert(not out:find("emerg", 1, true), out)
+      break
+    end
+  end
+  local url = "http://127.0.0.1:" .. port
+  h.wait_until(function()
+    return sh("curl -s -m 2 -o /dev/null -w '%{http_code}' " .. url .. probe) ~= "000"
+  end, 30, "nginx (OpenResty spec) did not answer")
+  return {
+    url = url, dir = dir,
+    log = function() return h.read_file(dir .. "/logs/error.log") or "" end,
+    stop = function()
+      local pid = h.read_file(dir .. "/nginx.pid")
+      pid = pid and pid:gsub("%s", "")
+      if pid then
+        os.execute("kill -QUIT " .. pid .. " 2>/dev/null")
+        h.wait_until(function() return not os.execute("kill -0 " .. pid .. " 2>/dev/null") end, 15)
+      end
+      h.rmtree(dir)
+    end,
+  }
+end
+
+--- Starts nginx with `workers` worker processes, and `locations` (nginx text) added
+--- to its server; returns {url, dir, log(), stop()}.
+function M.start(workers, locations)
+  local user = sh("id -u"):match("^0") and "user root root;" or ""
+  return M.launch(function(dir, port)
+    return ([[
 %s
 worker_processes %d;
 pid %s/nginx.pid;
@@ -56,33 +95,7 @@ http {
 }
 ]]):format(user, workers, dir, dir, dir, root, root, root, root, root, port,
       locations or "")
-    local f = assert(io.open(dir .. "/nginx.conf", "w"))
-    f:write(conf)
-    f:close()
-    local out = sh(("/usr/sbin/nginx -p %s -c %s/nginx.conf -e %s/logs/error.log")
-      :format(dir, dir, dir))
-    if not out:find("Address already in use", 1, true) then
-      assert(not out:find("emerg", 1, true), out)
-      break
-    end
-  end
-  local url = "http://127.0.0.1:" .. port
-  h.wait_until(function()
-    return sh("curl -s -m 2 -o /dev/null -w '%{http_code}' " .. url .. "/plain") == "200"
-  end, 30, "nginx (OpenResty spec) did not answer")
-  return {
-    url = url, dir = dir,
-    log = function() return h.read_file(dir .. "/logs/error.log") or "" end,
-    stop = function()
-      local pid = h.read_file(dir .. "/nginx.pid")
-      pid = pid and pid:gsub("%s", "")
-      if pid then
-        os.execute("kill -QUIT " .. pid .. " 2>/dev/null")
-        h.wait_until(function() return not os.execute("kill -0 " .. pid .. " 2>/dev/null") end, 15)
-      end
-      h.rmtree(dir)
-    end,
-  }
+  end, "-p %s -c %s/nginx.conf -e %s/logs/error.log", "/plain")
 end
 
 return M
