@@ -47,8 +47,8 @@ local function conf_for(layout)
     -- where this nginx keeps its files: the build's defaults are the system's
     local user = h.sh("id -u"):match("^0") and "user root root;\n" or ""
     return user .. ("pid %s/nginx.pid;\n"):format(dir)
-      .. put(c, "http {", ("http {\n  client_body_temp_path %s/tmp;\n  access_log %s/logs/access.log;")
-        :format(dir, dir))
+      .. put(c, "http {", ("http {\n  client_body_temp_path %s/tmp;\n"
+        .. "  access_log %s/logs/access.log;"):format(dir, dir))
   end
 end
 
