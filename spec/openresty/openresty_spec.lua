@@ -109,7 +109,7 @@ describe("as2gateway.openresty", function()
       -- ends with ngx.say's newline and the status follows on its own line
       local dir = h.tmpname()
       os.execute("mkdir -p " .. h.quote(dir))
-      sh(("seq 200 | xargs -P 8 -I{} sh -c \"curl -s -w '%%{http_code}\\n' %s > %s/{}\"")
+      sh(("seq 200 | xargs -P 16 -I{} sh -c \"curl -s -w '%%{http_code}\\n' %s > %s/{}\"")
         :format(h.quote(nginx.url .. "/received?n=1"), dir))
       local ok, workers = 0, {}
       for i = 1, 200 do
