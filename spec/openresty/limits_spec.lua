@@ -5,13 +5,7 @@ local h = require "helpers"
 local support = require "openresty.support"
 local cjson = require "cjson"
 
-local sh = h.sh
-
-local function get(url)
-  local out = sh("curl -sS -m 30 -w '\\n%{http_code}' " .. h.quote(url))
-  local body, code = out:match("^(.-)%s*(%d+)$")
-  return tonumber(code), body and cjson.decode(body)
-end
+local get = support.get
 
 -- Runs `n` curls of `url` at once; their "code seconds" lines, and the wall time.
 local function parallel(n, url, extra)
@@ -33,18 +27,12 @@ local function parallel(n, url, extra)
 end
 
 describe("as2gateway.openresty limits", function()
+  local suite = support.suite(before_each, after_each)
   local nginx
-
-  before_each(h.reset)
-
-  after_each(function()
-    if nginx then nginx.stop() end
-    nginx = nil
-  end)
 
   it("runs 8 calls of one worker at once, each delayed 1 s: all in 1.5 s, connections kept",
     function()
-      nginx = support.start(1)
+      nginx = suite.start(1)
       assert.are.equal(200, (get(nginx.url .. "/received"))) -- login, first connection
       h.fault { path = "/message/received", method = "GET", delay_ms = 1000, count = 8 }
       local lines, wall = parallel(8, nginx.url .. "/received")
@@ -74,7 +62,7 @@ describe("as2gateway.openresty limits", function()
 
   it("ends a call at its deadline, whatever holds it, and fails fast on the rate limit",
     function()
-      nginx = support.start(1)
+      nginx = suite.start(1)
       -- the slow lane's login takes its one slot in 8 s: the call would wait ~8 s
       local t0 = h.now()
       local code, res = get(nginx.url .. "/limits?lane=slow&deadline=2")
@@ -87,6 +75,7 @@ describe("as2gateway.openresty limits", function()
       assert.is_true(res.took <= 2.1, cjson.encode(res))
       -- fail-fast: at once
       code, res = get(nginx.url .. "/limits?lane=slow&fail_fast=1")
+      assert.are.equal(200, code)
       assert.are.equal("ratelimited", res.kind, cjson.encode(res))
       print(("  fail_fast: %s after %.3f s"):format(res.kind, res.took))
       assert.is_true(res.took < 0.5, cjson.encode(res))
@@ -94,25 +83,28 @@ describe("as2gateway.openresty limits", function()
       assert.are.equal(200, (get(nginx.url .. "/received"))) -- login first
       h.fault { path = "/message/received", method = "GET", delay_ms = 5000 }
       code, res = get(nginx.url .. "/limits?deadline=2")
+      assert.are.equal(200, code)
       assert.are.equal("timeout", res.kind, cjson.encode(res))
       print(("  deadline 2 s, answer 5 s away: %s after %.3f s"):format(res.kind, res.took))
       assert.is_true(res.took >= 1.9 and res.took <= 2.1 + 0.4, cjson.encode(res))
       -- a send stopped in flight says its outcome is unknown
       h.fault { path = "/message/ACME-AS2/AS2G-ECHO", method = "POST", delay_ms = 5000 }
       code, res = get(nginx.url .. "/limits_send?deadline=2")
+      assert.are.equal(200, code)
       assert.are.equal("unknown_outcome", res.kind, cjson.encode(res))
       assert.truthy(res.message:find("deadline", 1, true), res.message)
       print(("  deadline 2 s on a send held 5 s: %s after %.3f s"):format(res.kind, res.took))
       assert.is_true(res.took <= 2.5, cjson.encode(res))
       -- with time enough, the same call goes through
       code, res = get(nginx.url .. "/limits?deadline=10")
+      assert.are.equal(200, code)
       assert.is_true(res.ok, cjson.encode(res))
       assert.are.equal("", nginx.log():match("%[error%].*") or "")
     end)
 
   it("drops 10 queued calls whose downstream clients went away: they never reach the gateway",
     function()
-      nginx = support.start(1)
+      nginx = suite.start(1)
       -- the slow lane logs in (its one slot in 8 s), the call fails fast
       local _, res = get(nginx.url .. "/limits?lane=slow&fail_fast=1")
       assert.are.equal("ratelimited", res.kind, cjson.encode(res))

@@ -1,6 +1,7 @@
 -- Starts a real nginx with the client (the LuaJIT build of the core) next to the
 -- sandbox, for the OpenResty specs.
 local h = require "helpers"
+local cjson = require "cjson"
 
 local M = {}
 
@@ -96,6 +97,30 @@ http {
 ]]):format(user, workers, dir, dir, dir, root, root, root, root, root, port,
       locations or "")
   end, "-p %s -c %s/nginx.conf -e %s/logs/error.log", "/plain")
+end
+
+--- GET `url` with curl: the status and the decoded JSON body.
+function M.get(url)
+  local out = sh("curl -sS -m 30 -w '\\n%{http_code}' " .. h.quote(url))
+  local body, code = out:match("^(.-)%s*(%d+)$")
+  return tonumber(code), body and body ~= "" and cjson.decode(body) or nil
+end
+
+--- The hooks of a describe block whose tests start nginx (the sandbox reset before
+--- each, nginx stopped after it), given busted's before_each and after_each (they live
+--- in the spec's environment): returns a table whose start(...) is M.start's.
+function M.suite(before_each, after_each)
+  local s = {}
+  before_each(h.reset)
+  after_each(function()
+    if s.nginx then s.nginx.stop() end
+    s.nginx = nil
+  end)
+  function s.start(...)
+    s.nginx = M.start(...)
+    return s.nginx
+  end
+  return s
 end
 
 return M
