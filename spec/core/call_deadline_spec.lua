@@ -64,6 +64,7 @@ describe("a call's deadline", function()
     assert.is_true(took < 0.5, took)
     -- fail_fast: the same at once, without a deadline
     res, err, took = timed(function() return c:perform(with(LIST, { fail_fast = true })) end)
+    assert.is_nil(res)
     assert.are.equal("ratelimited", err.kind)
     assert.truthy(err.message:find("fail_fast", 1, true), err.message)
     assert.is_true(took < 0.5, took)
