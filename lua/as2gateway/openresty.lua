@@ -140,6 +140,7 @@ function Client:perform(spec)
   return res, err
 end
 
+-- The call on `core`, taken from the pool: the token synced, the limits put in the spec.
 function Client:_perform_on(core, spec, deadline)
   if not spec.login then
     local ok, err = self.shared:sync_token(core, deadline, self.fail_fast)
@@ -161,6 +162,17 @@ function Client:_perform_on(core, spec, deadline)
   res, err = driver.run(req, self.host_sleep, abandoned)
   self.shared:publish_token(core)
   return res, err
+end
+
+--- Logs in now (otherwise the first call does) on a connection of the pool; the token
+--- becomes the account's.
+---@return string|nil token
+---@return number|as2gateway.Error expiry ms since the epoch, or the error
+function Client:authorize()
+  local ok, err = self:perform { login = true }
+  if not ok then return nil, err end
+  local token, expiry = (self.shared.dict:get(self.shared.token_key) or ""):match("^(%S+) (%d+)$")
+  return token, tonumber(expiry)
 end
 
 --- A view of this client whose calls have these limits (the others stay the client's):
