@@ -19,7 +19,7 @@ local semaphore = ngx and select(2, pcall(require, "ngx.semaphore"))
 
 local setmetatable, type, pairs, ipairs, tostring, tonumber, pcall, error, select =
   setmetatable, type, pairs, ipairs, tostring, tonumber, pcall, error, select
-local rawset, min = rawset, math.min
+local rawset, min, newproxy, getmetatable = rawset, math.min, newproxy, getmetatable
 
 local function check_deadline(d, level)
   if d == nil then return nil end
@@ -116,6 +116,24 @@ function Pool:give(core)
   self.sem:post(1)
 end
 
+-- A call's hold on a core: handed back by release(), or, when the call's thread dies
+-- without that (ngx.exit or ngx.thread.kill from another thread of its request), by
+-- the collector (LuaJIT's newproxy: a userdata with __gc), its request closed first
+-- (its transfer stopped): a pool never loses a connection for good.
+local function hold(pool, core)
+  local proxy = newproxy(true)
+  local state = getmetatable(proxy)
+  state.core = core
+  state.__gc = function()
+    if state.core then
+      if state.req then pcall(state.req.close, state.req) end
+      pool:give(state.core)
+      state.core = nil
+    end
+  end
+  return proxy, state
+end
+
 -- A view of the client whose calls run on `core`: reads go to the client, writes too.
 local function on_core(client, core)
   return setmetatable({ core = core }, { __index = client, __newindex = client })
@@ -133,15 +151,19 @@ function Client:perform(spec)
   local deadline = self.deadline and now() + self.deadline
   local core, err = self.pool:take(deadline)
   if not core then return nil, err end
+  local held, state = hold(self.pool, core)
   local ok, res
-  ok, res, err = pcall(self._perform_on, self, core, spec, deadline)
+  ok, res, err = pcall(self._perform_on, self, state, spec, deadline)
+  getmetatable(held).core, state.req = nil, nil -- (held: alive on the stack till here)
   self.pool:give(core)
   if not ok then error(res, 0) end
   return res, err
 end
 
--- The call on `core`, taken from the pool: the token synced, the limits put in the spec.
-function Client:_perform_on(core, spec, deadline)
+-- The call on the core it holds, taken from the pool: the token synced, the limits put
+-- in the spec.
+function Client:_perform_on(state, spec, deadline)
+  local core = state.core
   if not spec.login then
     local ok, err = self.shared:sync_token(core, deadline, self.fail_fast)
     if not ok then return nil, err end
@@ -158,6 +180,7 @@ function Client:_perform_on(core, spec, deadline)
   if spec.query and spec.query.markAsRead then self.marks = self.marks + 1 end
   local req, err = core:request(copy)
   if not req then return nil, err end
+  state.req = req
   local res
   res, err = driver.run(req, self.host_sleep, abandoned)
   self.shared:publish_token(core)

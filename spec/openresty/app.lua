@@ -4,7 +4,7 @@ local openresty = require "as2gateway.openresty"
 local cjson = require "cjson.safe"
 
 local M = {}
-local client, limited
+local client, limited, tiny
 
 local function get()
   if not client then
@@ -121,6 +121,36 @@ end
 function M.limits_send()
   timed(limited_client(), function(c)
     return c:send("ACME-AS2", "AS2G-ECHO", { { name = "o.txt", data = "deadline" } })
+  end)
+end
+
+-- A client with one connection, for the threads killed mid-call.
+local function one_connection()
+  if not tiny then
+    tiny = openresty.new {
+      url = os.getenv("AS2G_URL"), username = os.getenv("AS2G_USERNAME"),
+      password = os.getenv("AS2G_PASSWORD"), cainfo = os.getenv("AS2G_CA"),
+      pool_size = 1,
+    }
+  end
+  return tiny
+end
+
+-- GET /killed: a light thread's call is in flight when the request ends (ngx.exit kills
+-- the thread): its connection must not stay taken.
+function M.killed()
+  ngx.thread.spawn(function() one_connection():list("received", { pageLength = 1 }) end)
+  ngx.sleep(0.3)
+  ngx.exit(200)
+end
+
+-- GET /after_kill: the one connection serves a call again once the collector has seen
+-- the killed thread.
+function M.after_kill()
+  collectgarbage()
+  collectgarbage()
+  timed(one_connection():with { deadline = 5 }, function(c)
+    return c:list("received", { pageLength = 1 })
   end)
 end
 

@@ -123,4 +123,18 @@ describe("as2gateway.openresty limits", function()
       assert.are.equal(2, lane.requests) -- its login and the one call
       assert.are.equal("", nginx.log():match("%[error%].*") or "")
     end)
+
+  it("gets a connection back from a call whose thread was killed in flight", function()
+    nginx = suite.start(1)
+    assert.are.equal(200, (get(nginx.url .. "/after_kill"))) -- login, the connection
+    h.fault { path = "/message/received", method = "GET", delay_ms = 1000 }
+    local before = h.stats().requests
+    assert.are.equal(200, (get(nginx.url .. "/killed")))
+    h.wait_until(function() return h.stats().requests > before end, 10,
+      "the killed call did not reach the sandbox")
+    local code, res = get(nginx.url .. "/after_kill")
+    assert.are.equal(200, code)
+    assert.is_true(res.ok, require("cjson").encode(res))
+    assert.is_nil(nginx.log():find("runtime error", 1, true), nginx.log())
+  end)
 end)

@@ -81,6 +81,8 @@ http {
     location = /limits { content_by_lua_block { require("app").limits() } }
     location = /limits_send { content_by_lua_block { require("app").limits_send() } }
     location = /lane_stats { content_by_lua_block { require("app").lane_stats() } }
+    location = /killed { content_by_lua_block { require("app").killed() } }
+    location = /after_kill { content_by_lua_block { require("app").after_kill() } }
     location = /plain { content_by_lua_block { ngx.say("ok") } }
     location = /access {
       access_by_lua_block { require("app").count_in_phase() }
