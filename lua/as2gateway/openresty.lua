@@ -126,7 +126,13 @@ local function hold(pool, core)
   state.core = core
   state.__gc = function()
     if state.core then
-      if state.req then pcall(state.req.close, state.req) end
+      if state.req then
+        pcall(state.req.close, state.req)
+        -- nobody is left to be told: the log says it (a send's outcome is unknown)
+        pcall(ngx.log, ngx.WARN, "as2gateway: a call's thread ended before the call "
+          .. "did; its transfer was stopped (a send may have been enqueued: check the "
+          .. "queued and sent lists before sending it again)")
+      end
       pool:give(state.core)
       state.core = nil
     end
