@@ -948,6 +948,10 @@ a2g_step a2g_request_step(a2g_request *r, int wait_ms, int blocking, int64_t *sl
                 }
             }
             if (r->not_before > now) {
+                /* a 429's Retry-After is a wait for the rate limit like any */
+                if (c->blocked_until >= r->not_before
+                    && cannot_wait(r, now, r->not_before - now))
+                    continue;
                 if (r->deadline && r->not_before > r->deadline) {
                     fail(r, A2G_TIMEOUT, 0, "%s", "the call's deadline comes before its "
                          "next retry");
