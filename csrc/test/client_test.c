@@ -54,6 +54,15 @@ static a2g_client_opts options(void)
     return o;
 }
 
+/* A client with a token given, and no username and password. */
+static a2g_client_opts token_options(void)
+{
+    a2g_client_opts o = options();
+    o.username = o.password = NULL;
+    o.token = "tok-given";
+    return o;
+}
+
 static fake *f;
 
 static a2g_client *client_with(a2g_client_opts o)
@@ -353,9 +362,7 @@ static void keeps_the_gateways_message_and_no_secret(void)
 
 static void keeps_the_window_counting_only_what_reached_the_gateway(void)
 {
-    a2g_client_opts o = options();
-    o.username = o.password = NULL;
-    o.token = "tok-given";
+    a2g_client_opts o = token_options();
     o.rate_limit = 2;
     o.rate_window_ms = 1000;
     o.retries = 0;
@@ -399,9 +406,7 @@ static void keeps_the_window_counting_only_what_reached_the_gateway(void)
  * once with retry_after, a retry after it not waited for; fail_fast never waits. */
 static void ends_at_its_deadline_with_the_truth(void)
 {
-    a2g_client_opts o = options();
-    o.username = o.password = NULL;
-    o.token = "tok-given";
+    a2g_client_opts o = token_options();
     a2g_client *c = client_with(o);
     fake_answer slow = answer(200, "{}");
     slow.steps = 5000; /* 5 s at 1 ms a step */
@@ -486,9 +491,7 @@ static void hook_release(void *ud, int64_t ended)
 
 static void asks_the_hosts_limiter_and_gives_every_slot_back(void)
 {
-    a2g_client_opts o = options();
-    o.username = o.password = NULL;
-    o.token = "tok-given";
+    a2g_client_opts o = token_options();
     o.acquire = hook_acquire;
     o.release = hook_release;
     a2g_client *c = client_with(o);
@@ -515,9 +518,7 @@ static void asks_the_hosts_limiter_and_gives_every_slot_back(void)
 
 static void lets_a_request_left_in_flight_go_after_a_minute(void)
 {
-    a2g_client_opts o = options();
-    o.username = o.password = NULL;
-    o.token = "tok-given";
+    a2g_client_opts o = token_options();
     a2g_client *c = client_with(o);
     fake_answer stuck = answer(200, "{}");
     stuck.steps = 1000000;
@@ -554,9 +555,7 @@ static void lets_a_request_left_in_flight_go_after_a_minute(void)
 
 static void ends_at_ctrl_c_saying_what_went_out(void)
 {
-    a2g_client_opts o = options();
-    o.username = o.password = NULL;
-    o.token = "tok-given";
+    a2g_client_opts o = token_options();
     a2g_client *c = client_with(o);
     fake_answer slow = answer(202, "{}");
     slow.steps = 1000;
