@@ -103,10 +103,12 @@ typedef enum { A2G_STEP_DONE, A2G_STEP_SLEEP, A2G_STEP_IO } a2g_step;
 /* Logins one request may make: one before it (no token, or one about to expire) and
  * one after a 401 to the token it had. */
 #define A2G_MAX_LOGINS 2
-/* A step-wise request whose transfer is in flight but that has not been stepped for
- * this long loses the connection to the next request that needs it (a blocking one
- * takes it at once: nothing else of the client can advance while it blocks). */
+/* When every transfer handle of the client is busy (max_transfers), a step-wise request
+ * whose transfer is in flight but that has not been stepped for this long loses its
+ * handle to the next request that needs one (a blocking one takes it at once). */
 #define A2G_ABANDON_MS (60 * 1000)
+/* The most transfers a client runs at once (its max_transfers option). */
+#define A2G_MAX_TRANSFERS 64
 
 enum {
     A2G_REQUEST_SEND = 1,        /* enqueues a message: never resent once it may have
