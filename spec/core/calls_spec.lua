@@ -189,8 +189,12 @@ describe("calls of the core", function()
         b:close()
       end)
 
-    it("refuses a max_transfers that is not from 1 to 64", function()
-      for _, bad in ipairs { 0, 65, "2" } do
+    it("refuses a max_transfers that is not a count", function()
+      local ok, err = pcall(core.new, h.core_options { max_transfers = 0 })
+      assert.is_false(ok)
+      assert.truthy(tostring(err):find("option 'max_transfers' must be from 1 to", 1, true), err)
+      core.new(h.core_options { max_transfers = 1000 }):close() -- counts as 64
+      for _, bad in ipairs { 0, -1, 0 / 0, "2" } do
         assert.has_error(function() core.new(h.core_options { max_transfers = bad }) end)
       end
     end)
