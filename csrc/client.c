@@ -47,7 +47,9 @@ struct a2g_client {
     a2g_progress_fn progress;
     a2g_stats stats;
     uint32_t rng;
-    a2g_request *active;         /* the request whose transfer is in flight */
+    a2g_request *running[A2G_MAX_TRANSFERS]; /* the requests whose transfer is in flight */
+    int nrunning;
+    int capacity;                /* transfers the transport takes at once */
 };
 
 struct a2g_request {
@@ -85,7 +87,10 @@ struct a2g_request {
     int blocking;                /* run to its end by one call (perform): it never waits
                                     for another request's transfer */
     int64_t last_step;           /* when it was last stepped with its transfer in flight */
+    int in_flight;               /* its transfer is in flight (one of c->running) */
     int64_t out_bytes;           /* of its own last transfer (not a login's) that went out */
+    int64_t deadline;            /* the call ends by then (client clock ms); 0: none */
+    int fail_fast;               /* a wait for the rate limit ends the call at once */
     /* outcome */
     a2g_error err;
     a2g_outcome out;             /* its strings are the request's (freed with it) */
@@ -176,6 +181,9 @@ a2g_client *a2g_client_new(const a2g_client_opts *o, a2g_transport *transport,
         }
     if (!c->transport && !(c->transport = a2g_curl_transport(&o->conn, err)))
         goto fail;
+    c->capacity = c->transport->capacity < 1 ? 1
+                  : c->transport->capacity > A2G_MAX_TRANSFERS ? A2G_MAX_TRANSFERS
+                                                                : c->transport->capacity;
     return c;
 fail:
     a2g_client_free(c);
@@ -187,12 +195,14 @@ void a2g_client_free(a2g_client *c)
     if (!c)
         return;
     if (c->transport) {
-        if (c->active)
-            c->transport->ops->abort(c->transport->self, &c->active->xfer);
+        for (int i = 0; i < c->nrunning; i++) {
+            c->transport->ops->abort(c->transport->self, &c->running[i]->xfer);
+            c->running[i]->in_flight = 0;
+        }
         c->transport->ops->free(c->transport->self);
         c->transport = NULL;
     }
-    c->active = NULL;
+    c->nrunning = 0;
     for (int i = 0; i < c->nquota; i++)
         a2g_quota_free(c->quota[i]); /* NULL-safe */
     c->nquota = 0;
@@ -239,6 +249,23 @@ int a2g_client_set_token(a2g_client *c, const char *token, double expiry,
 int a2g_client_can_login(const a2g_client *c)
 {
     return a2g_auth_can_login(&c->auth);
+}
+
+/* Whether the request's transfer is in flight: it joins or leaves c->running. */
+static void set_running(a2g_request *r, int on)
+{
+    a2g_client *c = r->c;
+    if (on && !r->in_flight) {
+        c->running[c->nrunning++] = r;
+        r->in_flight = 1;
+    } else if (!on && r->in_flight) {
+        for (int i = 0; i < c->nrunning; i++)
+            if (c->running[i] == r) {
+                c->running[i] = c->running[--c->nrunning];
+                break;
+            }
+        r->in_flight = 0;
+    }
 }
 
 static void emit(a2g_request *r, const char *event, long status, int64_t duration,
@@ -369,6 +396,12 @@ void a2g_request_to_writer(a2g_request *r, a2g_writer_fn fn, void *ud)
 {
     a2g_sink_free(&r->sink);
     a2g_sink_writer(&r->sink, fn, ud);
+}
+
+void a2g_request_limits(a2g_request *r, int64_t deadline_ms, int fail_fast)
+{
+    r->deadline = deadline_ms > 0 ? now_ms(r->c) + deadline_ms : 0;
+    r->fail_fast = fail_fast != 0;
 }
 
 void a2g_request_callback_failed(a2g_request *r)
@@ -961,7 +994,7 @@ static void abandon(a2g_request *a, int64_t now)
 {
     a2g_client *c = a->c;
     c->transport->ops->abort(c->transport->self, &a->xfer);
-    c->active = NULL;
+    set_running(a, 0);
     release_quota(a, now, 1); /* it may have reached the server */
     if (a->is_send && !a->is_login && !a->login_first)
         a2g_fail(&a->err, A2G_UNKNOWN_OUTCOME, 0, "abandoned in flight (another call of "
@@ -971,6 +1004,42 @@ static void abandon(a2g_request *a, int64_t now)
         a2g_fail(&a->err, A2G_NETWORK, 0, "abandoned in flight: another call of this client "
                  "took the connection while this request was not being stepped");
     finish(a);
+}
+
+static void stop_transfer(a2g_request *r);
+
+/* The call's deadline has come: its transfer stopped; a send whose body may have gone
+ * out says its outcome is unknown, a call still waiting for the rate limit ends with
+ * `ratelimited`, any other with `timeout`. */
+static void past_deadline(a2g_request *r)
+{
+    int sending = r->phase == RUNNING && r->in_flight && r->is_send && !r->is_login
+                  && !r->login_first;
+    stop_transfer(r);
+    if (sending && r->out_bytes > 0)
+        fail(r, A2G_UNKNOWN_OUTCOME, 0, "%s", "the call's deadline stopped the transfer "
+             "after the message went out: it may have been enqueued; check the queued and "
+             "sent lists before sending it again");
+    else if (r->waiting)
+        fail(r, A2G_RATELIMITED, 0, "%s", "the rate limit had no slot before the call's "
+             "deadline");
+    else
+        fail(r, A2G_TIMEOUT, 0, "the call's deadline passed %s", r->phase == RUNNING
+             ? "during the transfer" : "before it could be sent");
+}
+
+/* A wait of `wait` ms for the rate limit (a slot of the quota, a 429's Retry-After): it
+ * fails the call at once in fail-fast mode or when the wait would pass the deadline
+ * (1), else it is waited (0). */
+static int cannot_wait(a2g_request *r, int64_t now, int64_t wait)
+{
+    if (!r->fail_fast && !(r->deadline && now + wait > r->deadline))
+        return 0;
+    fail(r, A2G_RATELIMITED, 0, "%s", r->fail_fast
+         ? "no slot of the rate limit is free now (fail_fast)"
+         : "the rate limit has no slot before the call's deadline");
+    r->err.retry_after = (long)((wait + 999) / 1000);
+    return 1;
 }
 
 a2g_step a2g_request_step(a2g_request *r, int wait_ms, int blocking, int64_t *sleep_ms)
@@ -984,14 +1053,24 @@ a2g_step a2g_request_step(a2g_request *r, int wait_ms, int blocking, int64_t *sl
     for (;;) {
         if (r->phase == DONE)
             return A2G_STEP_DONE;
+        if (r->deadline && now_ms(c) >= r->deadline) {
+            past_deadline(r);
+            continue;
+        }
         if (r->phase == IDLE) {
-            if (c->active && c->active != r) {
+            if (c->nrunning >= c->capacity) {
+                /* every handle is busy: the request stepped least recently may have
+                 * been left in flight */
+                a2g_request *a = c->running[0];
+                for (int i = 1; i < c->nrunning; i++)
+                    if (c->running[i]->last_step < a->last_step)
+                        a = c->running[i];
                 int64_t now = now_ms(c);
-                if (!r->blocking && now - c->active->last_step < A2G_ABANDON_MS) {
-                    *sleep_ms = 5; /* another request of this client is on the wire */
+                if (!r->blocking && now - a->last_step < A2G_ABANDON_MS) {
+                    *sleep_ms = 5; /* other requests of this client are on the wire */
                     return A2G_STEP_SLEEP;
                 }
-                abandon(c->active, now);
+                abandon(a, now);
             }
             int64_t now = now_ms(c);
             if (!r->is_login && !r->login_first && !(r->fresh && c->auth.token)
@@ -1017,6 +1096,15 @@ a2g_step a2g_request_step(a2g_request *r, int wait_ms, int blocking, int64_t *sl
                 }
             }
             if (r->not_before > now) {
+                /* a 429's Retry-After is a wait for the rate limit like any */
+                if (c->blocked_until >= r->not_before
+                    && cannot_wait(r, now, r->not_before - now))
+                    continue;
+                if (r->deadline && r->not_before > r->deadline) {
+                    fail(r, A2G_TIMEOUT, 0, "%s", "the call's deadline comes before its "
+                         "next retry");
+                    continue;
+                }
                 *sleep_ms = r->not_before - now;
                 return A2G_STEP_SLEEP;
             }
@@ -1035,6 +1123,8 @@ a2g_step a2g_request_step(a2g_request *r, int wait_ms, int blocking, int64_t *sl
                 finish(r);
                 continue;
             }
+            if (wait > 0 && cannot_wait(r, now, wait))
+                continue;
             if (wait > 0) {
                 if (!r->waiting) {
                     r->waiting = 1;
@@ -1052,17 +1142,19 @@ a2g_step a2g_request_step(a2g_request *r, int wait_ms, int blocking, int64_t *sl
                 finish(r);
                 continue;
             }
-            c->active = r;
+            set_running(r, 1);
             c->stats.requests++;
             r->started = r->last_step = now;
             emit(r, "request", 0, 0, 0, NULL);
             r->phase = RUNNING;
         }
+        if (r->deadline && wait_ms > 0 && r->deadline - now_ms(c) < wait_ms)
+            wait_ms = (int)(r->deadline - now_ms(c)); /* >= 1: checked above */
         if (!c->transport->ops->step(c->transport->self, &r->xfer, wait_ms)) {
             *sleep_ms = 1;
             return A2G_STEP_IO;
         }
-        c->active = NULL;
+        set_running(r, 0);
         int64_t now = now_ms(c);
         release_quota(r, now, r->xfer.request_bytes > 0);
         if (!r->is_login && !r->login_first)
@@ -1086,12 +1178,12 @@ int a2g_request_done(const a2g_request *r)
 static void stop_transfer(a2g_request *r)
 {
     a2g_client *c = r->c;
-    if (c->active != r)
+    if (!r->in_flight)
         return;
     a2g_transport *t = c->transport;
     int64_t sent = t->ops->sent(t->self, &r->xfer);
     t->ops->abort(t->self, &r->xfer);
-    c->active = NULL;
+    set_running(r, 0);
     if (!r->is_login && !r->login_first)
         r->out_bytes = sent;
     release_quota(r, now_ms(c), sent > 0);

@@ -117,10 +117,12 @@ typedef enum { A2G_STEP_DONE, A2G_STEP_SLEEP, A2G_STEP_IO } a2g_step;
 /* Logins one request may make: one before it (no token, or one about to expire) and
  * one after a 401 to the token it had. */
 #define A2G_MAX_LOGINS 2
-/* A step-wise request whose transfer is in flight but that has not been stepped for
- * this long loses the connection to the next request that needs it (a blocking one
- * takes it at once: nothing else of the client can advance while it blocks). */
+/* When every transfer handle of the client is busy (max_transfers), a step-wise request
+ * whose transfer is in flight but that has not been stepped for this long loses its
+ * handle to the next request that needs one (a blocking one takes it at once). */
 #define A2G_ABANDON_MS (60 * 1000)
+/* The most transfers a client runs at once (its max_transfers option). */
+#define A2G_MAX_TRANSFERS 64
 
 enum {
     A2G_REQUEST_SEND = 1,        /* enqueues a message: never resent once it may have
@@ -176,6 +178,12 @@ int a2g_request_done(const a2g_request *r);
  * transfer stopped, its quota slot handed back, a partial download removed; a send
  * that may have reached the gateway says so in the message. */
 void a2g_request_interrupt(a2g_request *r);
+/* Bounds the call: it ends within deadline_ms (0: no deadline) from now, rate-limit
+ * waits, retries and transfers included (then A2G_TIMEOUT, A2G_RATELIMITED when it was
+ * waiting for the rate limit, A2G_UNKNOWN_OUTCOME for a send stopped after its body may
+ * have gone out); a wait for the rate limit that would pass the deadline, or any wait
+ * for it with `fail_fast`, ends it at once with A2G_RATELIMITED and err.retry_after. */
+void a2g_request_limits(a2g_request *r, int64_t deadline_ms, int fail_fast);
 /* A callback of the host (a writer or reader) failed: the request ends with
  * A2G_CALLBACK, the host raises its own error. */
 void a2g_request_callback_failed(a2g_request *r);

@@ -13,6 +13,8 @@ typedef struct a2g_connection_opts {
     long low_speed_limit;       /* abort when slower than this many bytes/s ... */
     long low_speed_time;        /* ... for this many seconds */
     const char *user_agent;
+    int max_transfers;          /* transfers in flight at once, each on a handle of its
+                                   own (0: 1) */
 } a2g_connection_opts;
 
 #pragma GCC visibility pop

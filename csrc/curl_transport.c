@@ -1,5 +1,7 @@
-/* See curl_transport.h. Every transfer starts from curl_easy_reset(), which keeps the
- * handle's live connections and TLS session cache but forgets the previous request's
+/* See curl_transport.h. Up to `max_transfers` transfers at once, each on an easy handle
+ * of its own in one multi handle (whose connection cache they share, with the TLS
+ * sessions in a share handle): a connection is reused by whichever handle runs next.
+ * Every transfer starts from curl_easy_reset(), which forgets the previous request's
  * options, so that nothing (a method, a body, a header) leaks from one call into the
  * next. */
 #include "curl_transport.h"
@@ -18,15 +20,27 @@
 #define UPLOAD_BUFFER (512L * 1024)     /* ... go out in pieces of this size */
 #define DOWNLOAD_BUFFER (256L * 1024)   /* answers to files and sinks come in these */
 
+#define MAX_TRANSFERS 64
+
+/* One easy handle and the transfer on it. */
+typedef struct slot {
+    CURL *easy;
+    a2g_xfer *current;           /* in flight on it; NULL: free */
+    a2g_xfer *last;              /* the last one that ended on it (its headers stay) */
+    int done;                    /* libcurl said it finished, with rc */
+    CURLcode rc;
+    struct curl_slist *headers;  /* the current transfer's, built from x->headers */
+    char errbuf[CURL_ERROR_SIZE];
+} slot;
+
 typedef struct ct {
     a2g_transport t;
     CURLM *multi;
-    CURL *easy;
-    a2g_xfer *current;
-    struct curl_slist *headers;  /* the current transfer's, built from x->headers */
+    CURLSH *share;
+    slot slots[MAX_TRANSFERS];
+    int nslots;
     char *cainfo, *proxy, *user_agent;
     long connect_timeout_ms, timeout_ms, low_speed_limit, low_speed_time;
-    char errbuf[CURL_ERROR_SIZE];
 } ct;
 
 int a2g_curl_global_init(void)
@@ -43,7 +57,7 @@ static char *dup_or_null(const char *s)
 }
 
 /* Header lists hold the token: zeroed before they go back to the allocator. */
-static void free_headers(ct *t)
+static void free_headers(slot *t)
 {
     for (struct curl_slist *e = t->headers; e; e = e->next)
         explicit_bzero(e->data, strlen(e->data));
@@ -51,17 +65,28 @@ static void free_headers(ct *t)
     t->headers = NULL;
 }
 
-/* The transfer ends (finished or stopped): its handle leaves the multi. */
-static void detach(ct *t)
+/* The transfer on `s` ends (finished or stopped): its handle leaves the multi. */
+static void detach(ct *t, slot *s)
 {
-    if (t->current) {
-        curl_multi_remove_handle(t->multi, t->easy);
-        t->current = NULL;
+    if (s->current) {
+        curl_multi_remove_handle(t->multi, s->easy);
+        s->last = s->current;
+        s->current = NULL;
     }
-    free_headers(t);
+    s->done = 0;
+    free_headers(s);
 }
 
-static int append(ct *t, const char *line)
+/* The slot whose transfer is `x` (in flight, or with `last`: the last ended), or NULL. */
+static slot *slot_of(ct *t, const a2g_xfer *x, int last)
+{
+    for (int i = 0; i < t->nslots; i++)
+        if (t->slots[i].current == x || (last && !t->slots[i].current && t->slots[i].last == x))
+            return &t->slots[i];
+    return NULL;
+}
+
+static int append(slot *t, const char *line)
 {
     struct curl_slist *l = curl_slist_append(t->headers, line);
     if (l)
@@ -73,7 +98,7 @@ static int append(ct *t, const char *line)
  * Content-Type goes out without one (libcurl would label it
  * application/x-www-form-urlencoded; the gateway must detect the type itself), and
  * without Expect: 100-continue (the answer decides; it would only add a round trip). */
-static int build_headers(ct *t, const a2g_xfer *x)
+static int build_headers(slot *t, const a2g_xfer *x)
 {
     int has_type = 0;
     free_headers(t);
@@ -127,7 +152,7 @@ static size_t on_read(char *buf, size_t size, size_t nitems, void *userdata)
 
 static size_t on_body(char *data, size_t size, size_t nmemb, void *userdata)
 {
-    ct *t = userdata;
+    slot *t = userdata;
     a2g_xfer *x = t->current;
     size_t n = size * nmemb;
     if (x->status == 0) {
@@ -157,7 +182,7 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *userdata)
 static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
                        curl_off_t ulnow)
 {
-    ct *t = ud;
+    slot *t = ud;
     a2g_xfer *x = t->current;
     if (!x)
         return 0;
@@ -181,14 +206,20 @@ static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_
 
 static int ct_start(void *self, a2g_xfer *x, a2g_error *err)
 {
-    ct *t = self;
+    ct *ctx = self;
+    slot *t = slot_of(ctx, NULL, 0);
+    if (!t)
+        return a2g_fail(err, A2G_NETWORK, 0, "no free transfer handle (max_transfers)");
     CURL *e = t->easy;
     a2g_xfer_reset(x);
     t->errbuf[0] = '\0';
+    t->last = NULL;
     if (build_headers(t, x) != 0)
         return a2g_fail(err, A2G_IO, 0, "out of memory");
 
     curl_easy_reset(e);
+    if (ctx->share)
+        curl_easy_setopt(e, CURLOPT_SHARE, ctx->share);
     curl_easy_setopt(e, CURLOPT_URL, x->url);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "https,http");
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L); /* redirects are the client's call */
@@ -197,20 +228,20 @@ static int ct_start(void *self, a2g_xfer *x, a2g_error *err)
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->errbuf);
-    if (t->cainfo) {
+    if (ctx->cainfo) {
         /* CAINFO replaces the default bundle; the hashed system directory keeps the
          * public CAs trusted beside the extra one */
-        curl_easy_setopt(e, CURLOPT_CAINFO, t->cainfo);
+        curl_easy_setopt(e, CURLOPT_CAINFO, ctx->cainfo);
         curl_easy_setopt(e, CURLOPT_CAPATH, "/etc/ssl/certs");
     }
-    if (t->proxy)
-        curl_easy_setopt(e, CURLOPT_PROXY, t->proxy);
-    if (t->user_agent)
-        curl_easy_setopt(e, CURLOPT_USERAGENT, t->user_agent);
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, t->connect_timeout_ms);
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, t->timeout_ms);
-    curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, t->low_speed_limit);
-    curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, t->low_speed_time);
+    if (ctx->proxy)
+        curl_easy_setopt(e, CURLOPT_PROXY, ctx->proxy);
+    if (ctx->user_agent)
+        curl_easy_setopt(e, CURLOPT_USERAGENT, ctx->user_agent);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, ctx->connect_timeout_ms);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, ctx->timeout_ms);
+    curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, ctx->low_speed_limit);
+    curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, ctx->low_speed_time);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, t);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->headers);
@@ -250,7 +281,7 @@ static int ct_start(void *self, a2g_xfer *x, a2g_error *err)
         free_headers(t);
         return -1;
     }
-    if (curl_multi_add_handle(t->multi, e) != CURLM_OK) {
+    if (curl_multi_add_handle(ctx->multi, e) != CURLM_OK) {
         free_headers(t);
         return a2g_fail(err, A2G_NETWORK, 0, "libcurl refused the transfer");
     }
@@ -258,7 +289,7 @@ static int ct_start(void *self, a2g_xfer *x, a2g_error *err)
     return 0;
 }
 
-static int64_t bytes_out(ct *t)
+static int64_t bytes_out(slot *t)
 {
     long head = 0;
     curl_off_t up = 0;
@@ -267,56 +298,73 @@ static int64_t bytes_out(ct *t)
     return (int64_t)head + (int64_t)up;
 }
 
+/* Advances every transfer in flight; those libcurl finished are marked on their slots.
+ * Returns how many still run. */
+static int perform(ct *t)
+{
+    int running = 0, msgs;
+    CURLMsg *m;
+    curl_multi_perform(t->multi, &running);
+    while ((m = curl_multi_info_read(t->multi, &msgs)))
+        for (int i = 0; m->msg == CURLMSG_DONE && i < t->nslots; i++)
+            if (t->slots[i].current && m->easy_handle == t->slots[i].easy) {
+                t->slots[i].done = 1;
+                t->slots[i].rc = m->data.result;
+            }
+    return running;
+}
+
+/* Advances every transfer; `x`'s results once libcurl said it finished (the others'
+ * are kept on their slots till they are stepped). */
 static int ct_step(void *self, a2g_xfer *x, int wait_ms)
 {
     ct *t = self;
-    int running = 0;
-    if (t->current != x)
+    slot *s = slot_of(t, x, 0);
+    int running;
+    if (!s)
         return 1;
-    curl_multi_perform(t->multi, &running);
-    if (running && wait_ms > 0) {
-        curl_multi_poll(t->multi, NULL, 0, wait_ms, NULL);
-        curl_multi_perform(t->multi, &running);
-    }
-    int msgs;
-    CURLMsg *m;
-    while ((m = curl_multi_info_read(t->multi, &msgs))) {
-        if (m->msg == CURLMSG_DONE && m->easy_handle == t->easy) {
-            CURLcode rc = m->data.result;
-            long status = 0;
-            curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
-            if (status)
-                x->status = status;
-            x->failure = failure_kind(rc);
-            if (rc != CURLE_OK) {
-                x->reason = curl_easy_strerror(rc);
-                snprintf(x->detail, sizeof x->detail, "%s", t->errbuf);
-            }
-            x->request_bytes = bytes_out(t);
-            detach(t);
-            return 1;
+    if (!s->done) {
+        running = perform(t);
+        if (!s->done && running && wait_ms > 0) {
+            curl_multi_poll(t->multi, NULL, 0, wait_ms, NULL);
+            perform(t);
         }
+        if (!s->done)
+            return 0;
     }
-    return 0;
+    CURLcode rc = s->rc;
+    long status = 0;
+    curl_easy_getinfo(s->easy, CURLINFO_RESPONSE_CODE, &status);
+    if (status)
+        x->status = status;
+    x->failure = failure_kind(rc);
+    if (rc != CURLE_OK) {
+        x->reason = curl_easy_strerror(rc);
+        snprintf(x->detail, sizeof x->detail, "%s", s->errbuf);
+    }
+    x->request_bytes = bytes_out(s);
+    detach(t, s);
+    return 1;
 }
 
 static void ct_abort(void *self, a2g_xfer *x)
 {
     ct *t = self;
-    if (t->current == x)
-        detach(t);
+    slot *s = slot_of(t, x, 0);
+    if (s)
+        detach(t, s);
 }
 
 static const char *ct_header(void *self, a2g_xfer *x, const char *name)
 {
     ct *t = self;
+    slot *s = slot_of(t, x, 1);
     struct curl_header *h = NULL;
-    (void)x; /* the last answer of the one handle */
-    if (curl_easy_header(t->easy, name, 0, CURLH_HEADER, -1, &h) != CURLHE_OK || !h)
+    if (!s || curl_easy_header(s->easy, name, 0, CURLH_HEADER, -1, &h) != CURLHE_OK || !h)
         return NULL;
     /* with several of the same name, the last one counts */
     size_t amount = h->amount;
-    if (amount > 1 && curl_easy_header(t->easy, name, amount - 1, CURLH_HEADER, -1, &h)
+    if (amount > 1 && curl_easy_header(s->easy, name, amount - 1, CURLH_HEADER, -1, &h)
                           != CURLHE_OK)
         return NULL;
     return h->value;
@@ -324,18 +372,22 @@ static const char *ct_header(void *self, a2g_xfer *x, const char *name)
 
 static int64_t ct_sent(void *self, a2g_xfer *x)
 {
-    ct *t = self;
-    return t->current == x ? bytes_out(t) : x->request_bytes;
+    slot *s = slot_of(self, x, 0);
+    return s ? bytes_out(s) : x->request_bytes;
 }
 
 static void ct_free(void *self)
 {
     ct *t = self;
-    detach(t);
-    if (t->easy)
-        curl_easy_cleanup(t->easy);
+    for (int i = 0; i < t->nslots; i++) {
+        detach(t, &t->slots[i]);
+        if (t->slots[i].easy)
+            curl_easy_cleanup(t->slots[i].easy);
+    }
     if (t->multi)
         curl_multi_cleanup(t->multi);
+    if (t->share)
+        curl_share_cleanup(t->share);
     free(t->cainfo);
     free(t->proxy);
     free(t->user_agent);
@@ -354,12 +406,23 @@ a2g_transport *a2g_curl_transport(const a2g_connection_opts *o, a2g_error *err)
     }
     t->t.ops = &CURL_OPS;
     t->t.self = t;
+    t->nslots = o->max_transfers < 1 ? 1
+                : o->max_transfers > MAX_TRANSFERS ? MAX_TRANSFERS : o->max_transfers;
+    t->t.capacity = t->nslots;
     t->multi = curl_multi_init();
-    t->easy = curl_easy_init();
+    int ok = t->multi != NULL;
+    for (int i = 0; i < t->nslots; i++)
+        ok = (t->slots[i].easy = curl_easy_init()) != NULL && ok;
+    if (t->nslots > 1) {
+        /* the TLS sessions of one handle serve the others */
+        t->share = curl_share_init();
+        ok = t->share && curl_share_setopt(t->share, CURLSHOPT_SHARE,
+                                           CURL_LOCK_DATA_SSL_SESSION) == CURLSHE_OK && ok;
+    }
     t->cainfo = dup_or_null(o->cainfo);
     t->proxy = dup_or_null(o->proxy);
     t->user_agent = dup_or_null(o->user_agent);
-    if (!t->multi || !t->easy || (o->cainfo && !t->cainfo) || (o->proxy && !t->proxy)
+    if (!ok || (o->cainfo && !t->cainfo) || (o->proxy && !t->proxy)
         || (o->user_agent && !t->user_agent)) {
         ct_free(t);
         a2g_fail(err, A2G_NETWORK, 0, "libcurl could not be initialised");

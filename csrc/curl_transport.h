@@ -1,6 +1,7 @@
-/* The transport on libcurl's multi interface (see transport.h): one easy handle per
- * client, reused so that its connection and TLS session carry over from call to call,
- * advanced a step at a time so that a host event loop can interleave other work. With
+/* The transport on libcurl's multi interface (see transport.h): up to max_transfers
+ * easy handles per client, one per transfer in flight, reused so that connections and
+ * TLS sessions carry over from call to call, advanced a step at a time so that a host
+ * event loop can interleave other work. With
  * url.c, the only file that includes curl.h. */
 #ifndef A2G_CURL_TRANSPORT_H
 #define A2G_CURL_TRANSPORT_H

@@ -46,16 +46,18 @@ typedef struct a2g_xfer {
     int answer_timed_out;
 } a2g_xfer;
 
-/* What a transport implements; `self` is its own state. One transfer at a time. */
+/* What a transport implements; `self` is its own state. Up to its `capacity` transfers
+ * at once (start fails beyond that: the client never asks). */
 typedef struct a2g_transport_ops {
     /* Starts `x` (its sink opened first); 0, or -1 with err set. */
     int (*start)(void *self, a2g_xfer *x, a2g_error *err);
-    /* Advances `x`, waiting up to wait_ms for socket activity: 1 once it has finished
-     * (its results set), 0 while it runs. */
+    /* Advances `x` (and every other transfer in flight), waiting up to wait_ms for
+     * socket activity: 1 once it has finished (its results set), 0 while it runs. */
     int (*step)(void *self, a2g_xfer *x, int wait_ms);
     /* Stops `x` if it is in flight. */
     void (*abort)(void *self, a2g_xfer *x);
-    /* A header of x's answer (the last of that name), or NULL. */
+    /* A header of x's answer (the last of that name), or NULL; x is in flight or the
+     * last transfer to have ended (before the next starts). */
     const char *(*header)(void *self, a2g_xfer *x, const char *name);
     /* Request bytes of `x` that went out so far (its head included). */
     int64_t (*sent)(void *self, a2g_xfer *x);
@@ -65,6 +67,7 @@ typedef struct a2g_transport_ops {
 typedef struct a2g_transport {
     const a2g_transport_ops *ops;
     void *self;
+    int capacity;               /* transfers in flight at once; 0: 1 */
 } a2g_transport;
 
 /* Clears the results of `x`: what every transport does as it starts it. */

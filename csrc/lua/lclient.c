@@ -207,7 +207,7 @@ static const char *const CLIENT_OPTIONS[] = {
     "url", "username", "password", "token", "token_expiry", "cainfo", "proxy",
     "connect_timeout", "timeout", "low_speed_limit", "low_speed_time", "user_agent",
     "rate_limit", "retries", "backoff_base", "backoff_cap", "retry_after_cap", "max_json",
-    "max_download", "json_timeout", "quota",
+    "max_download", "json_timeout", "quota", "max_transfers",
     "log", "clock", "sleep", "progress", "acquire", "release", NULL
 };
 
@@ -271,6 +271,9 @@ static int l_new(lua_State *L)
                                                  A2G_MAX_SECONDS);
     rate_limit_option(L, &o);
     o.retries = (int)a2g_opt_number(L, 1, "retries", 5, 0, A2G_MAX_COUNT);
+    /* more than the core runs at once count as that many */
+    double transfers = a2g_opt_number(L, 1, "max_transfers", 1, 1, A2G_MAX_COUNT);
+    o.conn.max_transfers = transfers > A2G_MAX_TRANSFERS ? A2G_MAX_TRANSFERS : (int)transfers;
     o.backoff_base_ms = opt_ms(L, 1, "backoff_base", 0.5, 0);
     o.backoff_cap_ms = opt_ms(L, 1, "backoff_cap", 30, 0);
     o.retry_after_cap_ms = opt_ms(L, 1, "retry_after_cap", 120, 0);

@@ -56,8 +56,12 @@ double a2g_opt_number(lua_State *L, int idx, const char *name, double dflt, doub
         if (lua_type(L, -1) != LUA_TNUMBER)
             luaL_error(L, "option '%s' must be a number", name);
         v = lua_tonumber(L, -1);
-        if (!(v >= min && v <= max)) /* NaN fails both */
-            luaL_error(L, "option '%s' must be from %f to %g", name, min, max);
+        if (!(v >= min && v <= max)) { /* NaN fails both */
+            /* lua_pushfstring knows no %g: the bounds are formatted here */
+            char range[64];
+            snprintf(range, sizeof range, "%g to %g", min, max);
+            luaL_error(L, "option '%s' must be from %s", name, range);
+        }
     }
     lua_pop(L, 1);
     return v;

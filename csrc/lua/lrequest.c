@@ -25,7 +25,6 @@ typedef struct lrequest {
     const char *chunk;
     size_t chunk_len, chunk_pos;
     int json;
-    lua_State *L;
 } lrequest;
 
 static void request_close(lua_State *L, lrequest *lr)
@@ -64,7 +63,6 @@ static lrequest *check_request(lua_State *L, int idx)
         luaL_error(L, "as2gateway: the client is closed");
     if (lr->owner->in_callback)
         a2g_inside_callback(L);
-    lr->L = L;
     lr->owner->L = L;
     return lr;
 }
@@ -99,10 +97,13 @@ static int callback_failed(lua_State *L, lrequest *lr)
     return -1;
 }
 
+/* With several transfers in flight, one request's step runs another's sink or reader:
+ * they run on the state of the step that runs now (the client's), never on one that
+ * stepped the request before (a coroutine that may be suspended by now). */
 static int sink_write(void *ud, const char *data, size_t n)
 {
     lrequest *lr = ud;
-    lua_State *L = lr->L;
+    lua_State *L = lr->owner->L;
     lua_rawgeti(L, LUA_REGISTRYINDEX, lr->sink_ref);
     lua_pushlstring(L, data, n);
     if (a2g_call_hook(L, lr->owner, 1, 0) != 0)
@@ -114,7 +115,7 @@ static int sink_write(void *ud, const char *data, size_t n)
 static size_t reader_read(void *ud, char *buf, size_t n, int *failed)
 {
     lrequest *lr = ud;
-    lua_State *L = lr->L;
+    lua_State *L = lr->owner->L;
     if (lr->chunk_pos >= lr->chunk_len) {
         luaL_unref(L, LUA_REGISTRYINDEX, lr->chunk_ref);
         lr->chunk_ref = LUA_NOREF;
@@ -362,7 +363,8 @@ static void set_sink(lua_State *L, int spec, lrequest *lr)
 
 static const char *const REQUEST_OPTIONS[] = {
     "method", "path", "query", "headers", "body", "body_file", "body_reader", "body_pieces",
-    "to_file", "to_dir", "no_clobber", "sink", "json", "send", "login", NULL
+    "to_file", "to_dir", "no_clobber", "sink", "json", "send", "login", "deadline",
+    "fail_fast", NULL
 };
 
 #define NO_LOGIN "as2gateway: a login needs username and password"
@@ -382,7 +384,6 @@ static int l_client_request(lua_State *L)
     lr->child.close = close_child;
     luaL_setmetatable(L, REQUEST_MT);
     int self = lua_gettop(L);
-    lr->L = L;
 
     const char *method = a2g_opt_string(L, 2, "method", A2G_TEXT_PLAIN);
     if (!method)
@@ -406,6 +407,9 @@ static int l_client_request(lua_State *L)
     lua_pushvalue(L, 1);
     lr->client_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     lr->json = a2g_opt_bool(L, 2, "json");
+    /* deadline = seconds from now for the whole call; fail_fast: no rate-limit waits */
+    double deadline = a2g_opt_number(L, 2, "deadline", 0, 0.001, A2G_MAX_SECONDS);
+    a2g_request_limits(lr->r, (int64_t)(deadline * 1000 + 0.5), a2g_opt_bool(L, 2, "fail_fast"));
 
     if (!login)
         set_path(L, 2, lr->r);

@@ -54,6 +54,15 @@ static a2g_client_opts options(void)
     return o;
 }
 
+/* A client with a token given, and no username and password. */
+static a2g_client_opts token_options(void)
+{
+    a2g_client_opts o = options();
+    o.username = o.password = NULL;
+    o.token = "tok-given";
+    return o;
+}
+
 static fake *f;
 
 static a2g_client *client_with(a2g_client_opts o)
@@ -353,9 +362,7 @@ static void keeps_the_gateways_message_and_no_secret(void)
 
 static void keeps_the_window_counting_only_what_reached_the_gateway(void)
 {
-    a2g_client_opts o = options();
-    o.username = o.password = NULL;
-    o.token = "tok-given";
+    a2g_client_opts o = token_options();
     o.rate_limit = 2;
     o.rate_window_ms = 1000;
     o.retries = 0;
@@ -394,6 +401,78 @@ static void keeps_the_window_counting_only_what_reached_the_gateway(void)
     a2g_client_free(c);
 }
 
+/* A call's deadline covers everything and ends it with the truth: a transfer in flight
+ * stopped (a send: the outcome unknown), a wait for the rate limit past it refused at
+ * once with retry_after, a retry after it not waited for; fail_fast never waits. */
+static void ends_at_its_deadline_with_the_truth(void)
+{
+    a2g_client_opts o = token_options();
+    a2g_client *c = client_with(o);
+    fake_answer slow = answer(200, "{}");
+    slow.steps = 5000; /* 5 s at 1 ms a step */
+    fake_answer_next(f, slow);
+    a2g_request *r = get(c, "station", 0);
+    a2g_request_limits(r, 1000, 0);
+    int64_t started = now;
+    const a2g_error *e = run_blocking(r, 0, NULL);
+    CHECK(e->kind == A2G_TIMEOUT && strstr(e->message, "deadline"), "%s: %s",
+          a2g_kind_name(e->kind), e->message);
+    CHECK(now - started >= 1000 && now - started <= 1002 && f->aborts == 1,
+          "ended after %" PRId64 " ms, %d aborts", now - started, f->aborts);
+    a2g_request_free(r);
+
+    fake_answer_next(f, slow);
+    r = get(c, "message", A2G_REQUEST_SEND);
+    a2g_request_limits(r, 1000, 0);
+    e = run_blocking(r, 0, NULL);
+    CHECK(e->kind == A2G_UNKNOWN_OUTCOME && f->aborts == 2, "a send stopped in flight: %s",
+          a2g_kind_name(e->kind));
+    a2g_request_free(r);
+
+    /* a 429 asking for 5 s, with 2 s left: ratelimited at once, no second transfer */
+    fake_answer busy = answer(429, "");
+    busy.headers[0] = "Retry-After: 5";
+    fake_answer_next(f, busy);
+    int starts = f->starts;
+    int64_t slept;
+    r = get(c, "station", 0);
+    a2g_request_limits(r, 2000, 0);
+    e = run(r, &slept);
+    CHECK(e->kind == A2G_RATELIMITED && e->retry_after == 5 && slept == 0
+          && f->starts == starts + 1, "%s, retry_after %ld, slept %" PRId64 ", %d transfers",
+          a2g_kind_name(e->kind), e->retry_after, slept, f->starts - starts);
+    a2g_request_free(r);
+    now += 5000;
+
+    /* a backoff of at least 250 ms, with 100 ms left: timeout, no second transfer */
+    fake_answer_next(f, answer(503, ""));
+    starts = f->starts;
+    r = get(c, "station", 0);
+    a2g_request_limits(r, 100, 0);
+    e = run(r, &slept);
+    CHECK(e->kind == A2G_TIMEOUT && strstr(e->message, "next retry") && slept == 0
+          && f->starts == starts + 1, "%s, slept %" PRId64, a2g_kind_name(e->kind), slept);
+    a2g_request_free(r);
+    a2g_client_free(c);
+
+    /* fail_fast: the window is full, so at once ratelimited, nothing sent */
+    o.rate_limit = 1;
+    o.rate_window_ms = 10000;
+    c = client_with(o);
+    fake_answer_next(f, answer(200, "{}"));
+    r = get(c, "station", 0);
+    run(r, NULL);
+    a2g_request_free(r);
+    r = get(c, "station", 0);
+    a2g_request_limits(r, 0, 1);
+    e = run(r, &slept);
+    /* retry_after: the window and its margin, rounded up */
+    CHECK(e->kind == A2G_RATELIMITED && e->retry_after == 11 && slept == 0 && f->starts == 1,
+          "%s, retry_after %ld, slept %" PRId64, a2g_kind_name(e->kind), e->retry_after, slept);
+    a2g_request_free(r);
+    a2g_client_free(c);
+}
+
 static int acquires, releases;
 static int64_t released_at;
 
@@ -412,9 +491,7 @@ static void hook_release(void *ud, int64_t ended)
 
 static void asks_the_hosts_limiter_and_gives_every_slot_back(void)
 {
-    a2g_client_opts o = options();
-    o.username = o.password = NULL;
-    o.token = "tok-given";
+    a2g_client_opts o = token_options();
     o.acquire = hook_acquire;
     o.release = hook_release;
     a2g_client *c = client_with(o);
@@ -441,9 +518,7 @@ static void asks_the_hosts_limiter_and_gives_every_slot_back(void)
 
 static void lets_a_request_left_in_flight_go_after_a_minute(void)
 {
-    a2g_client_opts o = options();
-    o.username = o.password = NULL;
-    o.token = "tok-given";
+    a2g_client_opts o = token_options();
     a2g_client *c = client_with(o);
     fake_answer stuck = answer(200, "{}");
     stuck.steps = 1000000;
@@ -480,9 +555,7 @@ static void lets_a_request_left_in_flight_go_after_a_minute(void)
 
 static void ends_at_ctrl_c_saying_what_went_out(void)
 {
-    a2g_client_opts o = options();
-    o.username = o.password = NULL;
-    o.token = "tok-given";
+    a2g_client_opts o = token_options();
     a2g_client *c = client_with(o);
     fake_answer slow = answer(202, "{}");
     slow.steps = 1000;
@@ -541,6 +614,7 @@ int main(void)
     follows_same_origin_redirects_only();
     keeps_the_gateways_message_and_no_secret();
     keeps_the_window_counting_only_what_reached_the_gateway();
+    ends_at_its_deadline_with_the_truth();
     asks_the_hosts_limiter_and_gives_every_slot_back();
     lets_a_request_left_in_flight_go_after_a_minute();
     ends_at_ctrl_c_saying_what_went_out();

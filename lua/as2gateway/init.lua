@@ -98,6 +98,7 @@ _M.Client = Client
 ---@field retry_after_cap? number seconds (120)
 ---@field max_json? integer largest answer held in memory (16 MiB)
 ---@field json_timeout? number seconds an answer held in memory may take to arrive whole (120; 0: no deadline)
+---@field max_transfers? integer transfers in flight at once, each on a connection of its own, for a caller stepping several requests (1; over 64: 64)
 ---@field max_download? integer largest answer written to a file (512 MiB; 0: no limit)
 ---@field user_agent? string
 ---@field log? fun(event: table) one table per event, secrets never included

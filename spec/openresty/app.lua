@@ -4,7 +4,7 @@ local openresty = require "as2gateway.openresty"
 local cjson = require "cjson.safe"
 
 local M = {}
-local client
+local client, limited, tiny
 
 local function get()
   if not client then
@@ -76,6 +76,87 @@ function M.timer()
     ngx.sleep(0.05)
   end
   reply(504, { error = "the timer did not finish" })
+end
+
+-- A client of its own (its window in the worker, not the dict) whose rate limit allows
+-- one request in 8 s: the login takes it, so its first call would wait 8 s.
+local function slow_lane()
+  if not limited then
+    limited = openresty.new {
+      url = os.getenv("AS2G_URL"), username = os.getenv("AS2G_USERNAME"),
+      password = os.getenv("AS2G_PASSWORD"), cainfo = os.getenv("AS2G_CA"),
+      rate_limit = { requests = 1, window = 8 },
+    }
+  end
+  return limited
+end
+
+local function timed(c, call)
+  local t0 = ngx.now()
+  local res, err = call(c)
+  ngx.update_time()
+  local took = ngx.now() - t0
+  if not res then
+    return reply(200, { kind = err.kind, message = err.message, took = took,
+      retry_after = err.retry_after })
+  end
+  reply(200, { ok = true, took = took })
+end
+
+-- The limits of a call from the query: ?deadline=2&fail_fast=1&lane=slow
+local function limited_client()
+  local c = ngx.var.arg_lane == "slow" and slow_lane() or get()
+  local limits = {}
+  if ngx.var.arg_deadline then limits.deadline = tonumber(ngx.var.arg_deadline) end
+  if ngx.var.arg_fail_fast then limits.fail_fast = true end
+  return c:with(limits)
+end
+
+-- GET /limits?...: one listing under those limits; the outcome and how long it took.
+function M.limits()
+  timed(limited_client(), function(c) return c:list("received", { pageLength = 1 }) end)
+end
+
+-- POST /limits_send?...: a send under those limits.
+function M.limits_send()
+  timed(limited_client(), function(c)
+    return c:send("ACME-AS2", "AS2G-ECHO", { { name = "o.txt", data = "deadline" } })
+  end)
+end
+
+-- A client with one connection, for the threads killed mid-call.
+local function one_connection()
+  if not tiny then
+    tiny = openresty.new {
+      url = os.getenv("AS2G_URL"), username = os.getenv("AS2G_USERNAME"),
+      password = os.getenv("AS2G_PASSWORD"), cainfo = os.getenv("AS2G_CA"),
+      pool_size = 1,
+    }
+  end
+  return tiny
+end
+
+-- GET /killed: a light thread's call is in flight when the request ends (ngx.exit kills
+-- the thread): its connection must not stay taken.
+function M.killed()
+  ngx.thread.spawn(function() one_connection():list("received", { pageLength = 1 }) end)
+  ngx.sleep(0.3)
+  ngx.exit(200)
+end
+
+-- GET /after_kill: the one connection serves a call again once the collector has seen
+-- the killed thread.
+function M.after_kill()
+  collectgarbage()
+  collectgarbage()
+  timed(one_connection():with { deadline = 5 }, function(c)
+    return c:list("received", { pageLength = 1 })
+  end)
+end
+
+-- GET /lane_stats: the slow lane's counters.
+function M.lane_stats()
+  reply(200, slow_lane():stats())
 end
 
 -- GET /stats: this worker's client counters.

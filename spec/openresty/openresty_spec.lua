@@ -12,24 +12,14 @@ local function sh(cmd)
   return out
 end
 
-local function get(url)
-  local out = sh("curl -sS -w '\\n%{http_code}' " .. h.quote(url))
-  local body, code = out:match("^(.*)\n(%d+)$")
-  return tonumber(code), body and cjson.decode(body)
-end
+local get = support.get
 
 describe("as2gateway.openresty", function()
+  local suite = support.suite(before_each, after_each)
   local nginx
 
-  before_each(h.reset)
-
-  after_each(function()
-    if nginx then nginx.stop() end
-    nginx = nil
-  end)
-
   it("sends a file and lists received messages from nginx locations", function()
-    nginx = support.start(1)
+    nginx = suite.start(1)
     local out = sh(("curl -sS -w '\\n%%{http_code}' --data-binary 'hello from nginx' %s")
       :format(h.quote(nginx.url .. "/send?name=hello.txt")))
     local body, code = out:match("^(.*)\n(%d+)$")
@@ -49,7 +39,7 @@ describe("as2gateway.openresty", function()
   end)
 
   it("works in the rewrite and access phases and in timers", function()
-    nginx = support.start(1)
+    nginx = suite.start(1)
     for _, path in ipairs { "/rewrite", "/access", "/timer" } do
       local status, body = get(nginx.url .. path)
       assert.are.equal(200, status, path)
@@ -60,7 +50,7 @@ describe("as2gateway.openresty", function()
 
   it("keeps serving a worker's other requests while 5 calls wait 2 s on the gateway",
     function()
-      nginx = support.start(1)
+      nginx = suite.start(1)
       assert.are.equal(200, (get(nginx.url .. "/received"))) -- login and connection first
       h.control("POST", "faults", { path = "/message/received", method = "GET",
         delay_ms = 2000, count = 5 })
@@ -104,12 +94,12 @@ describe("as2gateway.openresty", function()
 
   it("shares the rate limit and the token between 4 workers: 200 calls, no 429, one login",
     function()
-      nginx = support.start(4)
+      nginx = suite.start(4)
       -- one file per call: parallel curls would interleave on a shared pipe; the body
       -- ends with ngx.say's newline and the status follows on its own line
       local dir = h.tmpname()
       os.execute("mkdir -p " .. h.quote(dir))
-      sh(("seq 200 | xargs -P 8 -I{} sh -c \"curl -s -w '%%{http_code}\\n' %s > %s/{}\"")
+      sh(("seq 200 | xargs -P 16 -I{} sh -c \"curl -s -w '%%{http_code}\\n' %s > %s/{}\"")
         :format(h.quote(nginx.url .. "/received?n=1"), dir))
       local ok, workers = 0, {}
       for i = 1, 200 do
@@ -133,7 +123,7 @@ describe("as2gateway.openresty", function()
   it("shares a 2-minute token (shorter than the old fixed margin) without logging in again",
     function()
       h.config { token_lifetime = 120 }
-      nginx = support.start(2)
+      nginx = suite.start(2)
       for _ = 1, 6 do
         -- bounded: a worker that logs in endlessly would hold the call for minutes
         local out = sh("curl -sS -m 20 -w '\n%{http_code}' " .. h.quote(nginx.url .. "/received"))
