@@ -98,6 +98,8 @@ _M.Client = Client
 ---@field retry_after_cap? number seconds (120)
 ---@field max_json? integer largest answer held in memory (16 MiB)
 ---@field json_timeout? number seconds an answer held in memory may take to arrive whole (120; 0: no deadline)
+---@field deadline? number seconds each call may take in all, waits and retries included (none; see Client:with)
+---@field fail_fast? boolean a call that would wait for the rate limit ends at once with ratelimited
 ---@field max_transfers? integer transfers in flight at once, each on a connection of its own, for a caller stepping several requests (1; over 64: 64)
 ---@field max_download? integer largest answer written to a file (512 MiB; 0: no limit)
 ---@field user_agent? string
@@ -114,10 +116,19 @@ _M.Client = Client
 ---@return as2gateway.Client
 function _M.new(opts)
   if type(opts) ~= "table" then error("as2gateway.new: options table expected", 2) end
+  local deadline, fail_fast = util.check_limits(opts.deadline, opts.fail_fast,
+    "as2gateway.new", 2)
+  local copy = opts
+  if deadline ~= nil or fail_fast ~= nil then -- the call's limits, not the core's
+    copy = {}
+    for k, v in pairs(opts) do copy[k] = v end
+    copy.deadline, copy.fail_fast = nil, nil
+  end
   return setmetatable({
-    core = core.new(opts),
+    core = core.new(copy),
     log = opts.log,
     marks = 0, -- requests that marked messages read (see Iterator)
+    deadline = deadline, fail_fast = fail_fast,
   }, Client)
 end
 
@@ -129,9 +140,34 @@ end
 ---@return as2gateway.Error|nil err
 function Client:perform(spec)
   if spec.query and spec.query.markAsRead then self.marks = self.marks + 1 end
+  if self.deadline or self.fail_fast then
+    local copy = {}
+    for k, v in pairs(spec) do copy[k] = v end
+    copy.deadline = copy.deadline or self.deadline
+    copy.fail_fast = copy.fail_fast or self.fail_fast
+    spec = copy
+  end
   local req, err = self.core:request(spec)
   if not req then return nil, err end
   return driver.run(req, self.host_sleep)
+end
+
+--- A view of this client whose calls have these limits (the others stay the
+--- client's; the view is the client in every other way, closing included):
+--- `deadline`, seconds each call may take in all (rate-limit waits, retries and
+--- transfers); then `timeout`, or `ratelimited` (with `retry_after`) at once when the
+--- rate limit would hold it longer, or `unknown_outcome` for a send stopped in flight;
+--- and `fail_fast`: a call that would wait for the rate limit ends at once with
+--- `ratelimited`.
+---@param limits as2gateway.Limits
+---@return as2gateway.Client
+function Client:with(limits)
+  util.check_opts(limits, { deadline = true, fail_fast = true }, "with", 3)
+  local view = setmetatable({}, { __index = self, __newindex = self })
+  local deadline, fail_fast = util.check_limits(limits.deadline, limits.fail_fast, "with", 2)
+  rawset(view, "deadline", deadline)
+  rawset(view, "fail_fast", fail_fast)
+  return view
 end
 
 --- Seconds on the client's clock (the `clock` option, else monotonic).

@@ -19,15 +19,8 @@ local semaphore = ngx and select(2, pcall(require, "ngx.semaphore"))
 
 local setmetatable, type, pairs, ipairs, tostring, tonumber, pcall, error, select =
   setmetatable, type, pairs, ipairs, tostring, tonumber, pcall, error, select
-local rawset, min, newproxy, getmetatable = rawset, math.min, newproxy, getmetatable
+local min, newproxy, getmetatable = math.min, newproxy, getmetatable
 
-local function check_deadline(d, level)
-  if d == nil then return nil end
-  if type(d) ~= "number" or d ~= d or d <= 0 or d > 1e9 then
-    error("deadline: seconds (a number > 0) expected", level + 1)
-  end
-  return d
-end
 local concat = table.concat
 
 local _M = { _VERSION = as2gateway._VERSION }
@@ -140,11 +133,6 @@ local function hold(pool, core)
   return proxy, state
 end
 
--- A view of the client whose calls run on `core`: reads go to the client, writes too.
-local function on_core(client, core)
-  return setmetatable({ core = core }, { __index = client, __newindex = client })
-end
-
 --- Runs one request, yielding to nginx, on a free connection of the worker's pool; the
 --- account's token is taken from the shared store first (one worker logs in for all)
 --- and a renewed one goes back into it. The client's `deadline` bounds it all (the
@@ -202,24 +190,6 @@ function Client:authorize()
   if not ok then return nil, err end
   local token, expiry = (self.shared.dict:get(self.shared.token_key) or ""):match("^(%S+) (%d+)$")
   return token, tonumber(expiry)
-end
-
---- A view of this client whose calls have these limits (the others stay the client's):
---- `deadline` (seconds each call may take in all, waits included; then `timeout`, or
---- `ratelimited` when the rate limit would keep it waiting longer) and `fail_fast`
---- (a call that would wait for the rate limit ends at once with `ratelimited`).
----@param limits {deadline?: number, fail_fast?: boolean}
----@return as2gateway.openresty.Client
-function Client:with(limits)
-  if type(limits) ~= "table" then error("with: a table of limits expected", 2) end
-  util.check_opts(limits, { deadline = "number", fail_fast = "boolean" }, "with", 3)
-  local view = on_core(self, self.core)
-  rawset(view, "deadline", check_deadline(limits.deadline, 3))
-  if limits.fail_fast ~= nil and type(limits.fail_fast) ~= "boolean" then
-    error("with: fail_fast must be a boolean", 2)
-  end
-  rawset(view, "fail_fast", limits.fail_fast)
-  return view
 end
 
 --- Counters of all the worker's connections, added up (see as2gateway's stats), with
@@ -411,11 +381,8 @@ function _M.new(opts)
   if type(size) ~= "number" or size < 1 or size > 1000 or size % 1 ~= 0 then
     error("as2gateway.openresty.new: pool_size must be a whole number from 1 to 1000", 2)
   end
-  local deadline = check_deadline(copy.deadline, 2)
-  local fail_fast = copy.fail_fast
-  if fail_fast ~= nil and type(fail_fast) ~= "boolean" then
-    error("as2gateway.openresty.new: fail_fast must be a boolean", 2)
-  end
+  local deadline, fail_fast = util.check_limits(copy.deadline, copy.fail_fast,
+    "as2gateway.openresty.new", 2)
   copy.pool_size, copy.deadline, copy.fail_fast = nil, nil, nil
   copy.sleep = nil -- the class's host_sleep: nginx's
   copy.clock = now

@@ -9,6 +9,12 @@
 
 ---@alias as2gateway.ErrorKind "auth"|"ratelimited"|"timeout"|"network"|"tls"|"http"|"notfound"|"invalid"|"unknown_outcome"|"protocol"|"io"|"callback"|"redirect"|"locked"|"interrupted"
 
+-- Options ----------------------------------------------------------------------------
+
+---@class as2gateway.Limits a call's limits (Client:with)
+---@field deadline? number seconds each call may take in all, waits and retries included
+---@field fail_fast? boolean a call that would wait for the rate limit ends at once with ratelimited
+
 -- Entities (API.md) -------------------------------------------------------------------
 
 ---@class as2gateway.Attachment

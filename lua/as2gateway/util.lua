@@ -36,6 +36,21 @@ function U.check_opts(opts, allowed, what, level, noun)
   end
 end
 
+--- A call's limits, checked: `deadline`, seconds a call may take in all (a number > 0,
+--- at most 1e9; nil: none), and `fail_fast`, a boolean (nil: not set). Raises at the
+--- caller's caller otherwise (`level` as error's, from the caller); returns both.
+function U.check_limits(deadline, fail_fast, what, level)
+  level = (level or 2) + 1
+  if deadline ~= nil and (type(deadline) ~= "number" or deadline ~= deadline
+      or deadline <= 0 or deadline > 1e9) then
+    error(what .. ": deadline: seconds (a number > 0) expected", level)
+  end
+  if fail_fast ~= nil and type(fail_fast) ~= "boolean" then
+    error(what .. ": fail_fast must be a boolean", level)
+  end
+  return deadline, fail_fast
+end
+
 --- A path in `dir` for `name` or its first variant ("name (2).ext", ...: the core's
 --- rule, core.name_variant, the one the core's own downloads into folders follow) for
 --- which `usable(path, variant)` is true - by default, that nothing is there (a
