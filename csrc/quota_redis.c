@@ -736,9 +736,16 @@ int a2g_qredis_acquire(a2g_qredis *q, uint64_t *lease, int64_t *wait_ms, a2g_err
     return add_own(q, id, WHERE_LOCAL, now, err);
 }
 
-static own_lease *own_or_fail(a2g_qredis *q, uint64_t lease, a2g_error *err)
+/* The caller's live lease `lease`, after the mode is brought up to `now` (a host in
+ * fallback tries Redis at every call, not only acquire; that may move the lease, so it
+ * is looked up again); NULL with err set when it is not one of this engine's. */
+static own_lease *own_at(a2g_qredis *q, uint64_t lease, int64_t now, a2g_error *err)
 {
     own_lease *o = find_own(q, lease);
+    if (o) {
+        update_mode(q, now);
+        o = find_own(q, lease);
+    }
     if (!o)
         a2g_fail(err, A2G_INVALID, 0, "quota: not a live lease of this engine");
     return o;
@@ -746,13 +753,10 @@ static own_lease *own_or_fail(a2g_qredis *q, uint64_t lease, a2g_error *err)
 
 int a2g_qredis_release(a2g_qredis *q, uint64_t lease, a2g_error *err)
 {
-    own_lease *o = own_or_fail(q, lease, err);
+    int64_t now = now_of(q);
+    own_lease *o = own_at(q, lease, now, err);
     if (!o)
         return -1;
-    int64_t now = now_of(q);
-    update_mode(q, now); /* a host in fallback tries Redis at every call, not only acquire */
-    if (!(o = find_own(q, lease)))
-        return a2g_fail(err, A2G_INVALID, 0, "quota: not a live lease of this engine");
     int where = o->where;
     drop_own(q, o);
     if ((where & WHERE_REDIS) && q->mode != A2G_QM_FALLBACK) {
@@ -769,12 +773,9 @@ int a2g_qredis_release(a2g_qredis *q, uint64_t lease, a2g_error *err)
 
 int a2g_qredis_cancel(a2g_qredis *q, uint64_t lease, a2g_error *err)
 {
-    own_lease *o = own_or_fail(q, lease, err);
+    own_lease *o = own_at(q, lease, now_of(q), err);
     if (!o)
         return -1;
-    update_mode(q, now_of(q));
-    if (!(o = find_own(q, lease)))
-        return a2g_fail(err, A2G_INVALID, 0, "quota: not a live lease of this engine");
     int where = o->where;
     drop_own(q, o);
     if ((where & WHERE_REDIS) && q->mode != A2G_QM_FALLBACK) {
@@ -787,13 +788,10 @@ int a2g_qredis_cancel(a2g_qredis *q, uint64_t lease, a2g_error *err)
 
 int a2g_qredis_renew(a2g_qredis *q, uint64_t lease, a2g_error *err)
 {
-    own_lease *o = own_or_fail(q, lease, err);
+    int64_t now = now_of(q);
+    own_lease *o = own_at(q, lease, now, err);
     if (!o)
         return -1;
-    int64_t now = now_of(q);
-    update_mode(q, now);
-    if (!(o = find_own(q, lease)))
-        return a2g_fail(err, A2G_INVALID, 0, "quota: not a live lease of this engine");
     int live = 0;
     if ((o->where & WHERE_REDIS) && q->mode != A2G_QM_FALLBACK) {
         a2g_error rerr;
